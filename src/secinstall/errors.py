@@ -1,0 +1,85 @@
+"""The exception tree: one `SecinstallError` root and a subclass per pipeline stage.
+
+Messages are for users: they name the file or project, say what was expected and what
+was found, and (where there is one) the flag that changes the outcome. `details` holds
+extra lines shown with `-v`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class SecinstallError(Exception):
+    """Base of every error secinstall raises on purpose."""
+
+    #: Process exit code the CLI uses for this error.
+    exit_code = 1
+
+    def __init__(self, message: str, *, details: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(SecinstallError):
+    """Bad options, configuration files or environment variables."""
+
+
+class RequirementsError(SecinstallError):
+    """A requirements or constraints file (or argument) that can't be used."""
+
+
+class TargetError(SecinstallError):
+    """The target interpreter or directory can't be used."""
+
+
+class ResolveError(SecinstallError):
+    """What to install could not be decided."""
+
+
+class HashesRequiredError(ResolveError):
+    """Hash-checking mode is on and some distributions have no pinned hash."""
+
+
+class SdistRefusedError(ResolveError):
+    """Only a source distribution exists, and building runs arbitrary code."""
+
+
+class TLSError(SecinstallError):
+    """A secure connection could not be set up (fails closed, never falls back)."""
+
+
+class FetchError(SecinstallError):
+    """A download or index request failed."""
+
+
+class VerificationError(SecinstallError):
+    """A distribution did not pass verification."""
+
+
+class HashMismatchError(VerificationError):
+    """A file's sha256 differs from a hash known for it."""
+
+
+class AttestationError(VerificationError):
+    """A PEP 740 attestation or provenance object did not verify."""
+
+
+class PolicyError(VerificationError):
+    """A verified distribution is not allowed by the policy."""
+
+
+class WheelError(VerificationError):
+    """A wheel is malformed or does not fit the target."""
+
+
+class InstallError(SecinstallError):
+    """Writing to the environment failed; the transaction was rolled back."""
+
+
+class LockedError(InstallError):
+    """Another secinstall process holds the environment's lock."""

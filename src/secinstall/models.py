@@ -1,0 +1,170 @@
+"""Frozen dataclasses that the pipeline stages hand to each other.
+
+resolve → `Plan` of `PlannedDist`; fetch → `FetchedFile`; verify → `VerifiedDist`;
+install → `InstallResult`. No stage knows another; `pipeline` connects them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName
+
+
+@dataclass(frozen=True)
+class UserRequirement:
+    """One requirement as the user wrote it, with the hashes pinned for it."""
+
+    req: Requirement
+    #: Pinned hashes as {algorithm: {hexdigest, ...}} (pip's `--hash=algo:hex`).
+    hashes: Mapping[str, frozenset[str]]
+    #: Where it was written: "command line" or "requirements.txt:12".
+    source: str
+    is_constraint: bool = False
+
+    @property
+    def is_pinned(self) -> bool:
+        """True for `name==version` (no wildcard) or `name===version`."""
+        specs = list(self.req.specifier)
+        return (
+            len(specs) == 1
+            and specs[0].operator in ("==", "===")
+            and not specs[0].version.endswith(".*")
+        )
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """A distribution file as an index or find-links location lists it."""
+
+    filename: str
+    url: str
+    #: Hashes the index gives for the file: {algorithm: hexdigest}.
+    hashes: Mapping[str, str]
+    requires_python: str | None = None
+    #: None when not yanked, else the reason ("" when none was given).
+    yanked: str | None = None
+    upload_time: str | None = None
+    size: int | None = None
+    #: PEP 740 provenance URL, when the index gives one (PEP 691 api 1.3).
+    provenance_url: str | None = None
+    #: The index (or find-links location) that listed the file.
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class PlannedDist:
+    """One distribution the plan will install, before anything is downloaded."""
+
+    name: NormalizedName
+    version: str
+    file: IndexFile
+    #: Hashes the user pinned for it, {algorithm: {hexdigest, ...}} (may be empty).
+    pinned: Mapping[str, frozenset[str]]
+    requested: bool
+    requested_extras: tuple[str, ...] = ()
+    #: True for `name @ URL` requirements (PEP 610 direct_url.json is written).
+    is_direct: bool = False
+    #: Names of the distributions whose requirements pulled this one in.
+    via: tuple[str, ...] = ()
+    #: Core metadata as PEP 566 JSON, when the resolver already knows it.
+    metadata: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What resolution decided: the files to fetch, verify and install."""
+
+    items: tuple[PlannedDist, ...]
+    #: "pinned" (no resolver ran) or "pip" (pip's resolver, through its report).
+    resolver: Literal["pinned", "pip"]
+    #: True when every distribution must have a pinned hash (pip's hash-checking mode).
+    require_hashes: bool = False
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """A downloaded file in the content-addressed cache, hashed while it was written."""
+
+    dist: PlannedDist
+    path: Path
+    sha256: str
+    size: int
+    from_cache: bool
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """A Trusted Publisher identity (PEP 740), as claimed or as pinned."""
+
+    kind: str
+    repository: str
+    workflow: str | None = None
+    environment: str | None = None
+
+    def __str__(self) -> str:
+        extra = [f"{k} {v}" for k, v in (("workflow", self.workflow),
+                                          ("environment", self.environment)) if v]
+        return f"{self.kind}:{self.repository}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+@dataclass(frozen=True)
+class AttestationEvidence:
+    """What verifying one file's PEP 740 attestation established."""
+
+    filename: str
+    sha256: str
+    publisher: Publisher | None
+    #: The signing certificate's identity (SAN) and OIDC issuer.
+    identity: str
+    issuer: str
+    predicate_type: str
+    rekor_log_index: int
+    #: Unix time the Rekor entry was integrated (or the signed timestamp).
+    integrated_time: int
+    #: "production" or "staging" Sigstore instance.
+    instance: str
+    #: "embedded" (the trust root shipped in sigstore) or "tuf" (refreshed online).
+    trust_root: str
+
+
+@dataclass(frozen=True)
+class VerifiedDist:
+    """A fetched file that passed every check; only these are ever installed."""
+
+    fetched: FetchedFile
+    #: Which sources the sha256 was checked against: "index", "pin", "lock".
+    hash_sources: tuple[str, ...]
+    attestation: AttestationEvidence | None = None
+    #: Why no attestation was verified, when none was ("no provenance", "off").
+    attestation_note: str | None = None
+
+    @property
+    def dist(self) -> PlannedDist:
+        return self.fetched.dist
+
+
+@dataclass(frozen=True)
+class InstalledDist:
+    """A distribution found in the target environment (a `.dist-info` directory)."""
+
+    name: NormalizedName
+    version: str
+    dist_info: Path
+    installer: str = ""
+
+
+@dataclass(frozen=True)
+class InstallResult:
+    """What an install transaction changed."""
+
+    installed: tuple[VerifiedDist, ...] = ()
+    #: Distributions removed for an upgrade or reinstall.
+    removed: tuple[InstalledDist, ...] = ()
+    #: Requested distributions already present in the wanted version.
+    unchanged: tuple[InstalledDist, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
