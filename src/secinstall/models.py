@@ -92,9 +92,15 @@ class FetchedFile:
 
     dist: PlannedDist
     path: Path
-    sha256: str
+    #: Digests computed while the file was written: sha256 always, other algorithms
+    #: where the index or a pin uses them.
+    hashes: Mapping[str, str]
     size: int
     from_cache: bool
+
+    @property
+    def sha256(self) -> str:
+        return self.hashes["sha256"]
 
 
 @dataclass(frozen=True)
@@ -168,3 +174,44 @@ class InstallResult:
     #: Requested distributions already present in the wanted version.
     unchanged: tuple[InstalledDist, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where distributions come from (pip's index options, merged with its config)."""
+
+    index_url: str = "https://pypi.org/simple/"
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    trusted_hosts: tuple[str, ...] = ()
+    #: Extra CA bundles (`--cert`), added to the OS trust store, never replacing it.
+    certs: tuple[str, ...] = ()
+    timeout: float = 15.0
+    retries: int = 5
+    proxy: str | None = None
+
+    @property
+    def index_urls(self) -> tuple[str, ...]:
+        return () if self.no_index else (self.index_url, *self.extra_index_urls)
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    """Everything `install` was asked to do, after config, environment and CLI merged."""
+
+    requirements: tuple[UserRequirement, ...]
+    constraints: tuple[UserRequirement, ...] = ()
+    sources: Sources = field(default_factory=Sources)
+    require_hashes: bool = False
+    no_deps: bool = False
+    upgrade: bool = False
+    force_reinstall: bool = False
+    pre: bool = False
+    dry_run: bool = False
+    compile_bytecode: bool = True
+    cache_dir: Path | None = None
+    #: `--no-cache-dir`: a temporary cache for this run only.
+    no_cache: bool = False
+    #: Parallel downloads.
+    jobs: int = 8

@@ -1,0 +1,232 @@
+"""The one HTTP client: pooled connections on the TLS factory, with retries, timeouts,
+size limits and redirect rules known once, for index pages, downloads and provenance.
+
+`file://` URLs (local indexes and find-links, which pip allows) are read from disk.
+Plain `http://` is refused unless the host is trusted (`--trusted-host`).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ssl
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import urllib3
+
+from . import __version__
+from .errors import FetchError, TLSError
+
+USER_AGENT = f"secinstall/{__version__}"
+#: Index pages and provenance are small; a larger answer is a broken or hostile server.
+MAX_PAGE_BYTES = 64 * 1024 * 1024
+#: Statuses worth another try (with back-off, and `Retry-After` where given).
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Response:
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def _host(url: str) -> str:
+    return (urllib.parse.urlsplit(url).hostname or "").lower()
+
+
+class Client:
+    """A thread-safe client; one per run, shared by every stage."""
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext,
+        trusted_hosts: Sequence[str] = (),
+        timeout: float = 15.0,
+        retries: int = 5,
+        proxy: str | None = None,
+        pool_size: int = 16,
+        backoff: float = 0.25,
+    ) -> None:
+        self.trusted_hosts = frozenset(h.lower().split(":")[0] for h in trusted_hosts)
+        self.retries = retries
+        self.backoff = backoff
+        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        common: dict[str, object] = {
+            "ssl_context": ssl_context,
+            "maxsize": pool_size,
+            "headers": {"User-Agent": USER_AGENT},
+        }
+        proxy = proxy or urllib.request.getproxies().get("https")
+        self._pool: urllib3.PoolManager = (
+            urllib3.ProxyManager(proxy, **common)  # type: ignore[arg-type]
+            if proxy
+            else urllib3.PoolManager(**common)  # type: ignore[arg-type]
+        )
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests ---------------------------------------------------------------------
+
+    def get(self, url: str, *, accept: str | None = None,
+            max_bytes: int = MAX_PAGE_BYTES) -> Response:
+        """GET a whole (small) resource: an index page, a provenance object."""
+        if url.startswith("file:"):
+            path = _file_path(url)
+            if path.is_dir():
+                path = path / "index.html"
+            try:
+                with path.open("rb") as f:
+                    body = f.read(max_bytes + 1)
+            except OSError as exc:
+                status = 404 if isinstance(exc, FileNotFoundError) else 500
+                return Response(url, status, {}, b"")
+            self._check_size(url, len(body), max_bytes)
+            ctype = "text/html" if path.suffix in (".html", ".htm", "") else ""
+            return Response(url, 200, {"content-type": ctype}, body)
+        chunks: list[bytes] = []
+        status, final_url, headers = self._stream(
+            url, chunks.append, chunks.clear, accept=accept, max_bytes=max_bytes,
+            allow_status=(404, 410),
+        )
+        return Response(final_url, status, headers, b"".join(chunks))
+
+    def download(self, url: str, write: Callable[[bytes], object],
+                 restart: Callable[[], object], *, max_bytes: int) -> None:
+        """Stream `url` into `write`; `restart` is called before a retry starts over."""
+        if url.startswith("file:"):
+            try:
+                with _file_path(url).open("rb") as f:
+                    while chunk := f.read(CHUNK):
+                        write(chunk)
+            except OSError as exc:
+                raise FetchError(f"can't read {url}: {exc.strerror or exc}") from exc
+            return
+        self._stream(url, write, restart, accept=None, max_bytes=max_bytes)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _check_scheme(self, url: str) -> None:
+        scheme = urllib.parse.urlsplit(url).scheme
+        if scheme == "https":
+            return
+        if scheme == "http" and _host(url) in self.trusted_hosts:
+            return
+        if scheme == "http":
+            raise FetchError(
+                f"refusing plain http:// URL {url}: traffic to it can be read and changed "
+                f"in transit; use https, or mark the host with --trusted-host {_host(url)}",
+            )
+        raise FetchError(f"unsupported URL scheme in {url}")
+
+    @staticmethod
+    def _check_size(url: str, size: int, max_bytes: int) -> None:
+        if size > max_bytes:
+            raise FetchError(f"{url} is larger than the limit of {max_bytes} bytes")
+
+    def _stream(
+        self, url: str, write: Callable[[bytes], object], restart: Callable[[], object], *,
+        accept: str | None, max_bytes: int, allow_status: tuple[int, ...] = (),
+    ) -> tuple[int, str, dict[str, str]]:
+        headers = {"Accept": accept} if accept else {}
+        attempt = 0
+        while True:
+            self._check_scheme(url)
+            try:
+                resp = self._pool.request(
+                    "GET", url, headers=headers, preload_content=False,
+                    redirect=False, retries=False, timeout=self._timeout,
+                )
+            except urllib3.exceptions.SSLError as exc:
+                raise TLSError(
+                    f"TLS verification failed for {_host(url)}: {_ssl_reason(exc)}. "
+                    "For a private index, give its CA bundle with --cert",
+                ) from exc
+            except urllib3.exceptions.HTTPError as exc:
+                attempt = self._retry_or_raise(url, attempt, f"connection failed: {exc}")
+                continue
+            try:
+                if resp.status in (301, 302, 303, 307, 308):
+                    url = self._redirect(url, resp.headers.get("Location", ""))
+                    continue
+                if resp.status in RETRY_STATUSES:
+                    attempt = self._retry_or_raise(
+                        url, attempt, f"HTTP {resp.status}", resp.headers.get("Retry-After"))
+                    continue
+                if resp.status in allow_status:
+                    return resp.status, url, dict(resp.headers)
+                if resp.status != 200:
+                    raise FetchError(f"HTTP {resp.status} {resp.reason or ''} for {url}".strip())
+                length = resp.headers.get("Content-Length")
+                if length and length.isdigit():
+                    self._check_size(url, int(length), max_bytes)
+                received = 0
+                for chunk in resp.stream(CHUNK, decode_content=True):
+                    received += len(chunk)
+                    self._check_size(url, received, max_bytes)
+                    write(chunk)
+                return resp.status, url, dict(resp.headers)
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError,
+                    urllib3.exceptions.DecodeError) as exc:
+                restart()
+                attempt = self._retry_or_raise(url, attempt, f"transfer broken: {exc}")
+            finally:
+                resp.release_conn()
+
+    def _redirect(self, url: str, location: str) -> str:
+        target = urllib.parse.urljoin(url, location)
+        old, new = urllib.parse.urlsplit(url), urllib.parse.urlsplit(target)
+        if new.scheme != old.scheme or new.netloc.lower() != old.netloc.lower():
+            raise FetchError(
+                f"refusing redirect from {url} to {target}: a redirect may not change "
+                "the scheme or host",
+            )
+        return target
+
+    def _retry_or_raise(self, url: str, attempt: int, reason: str,
+                        retry_after: str | None = None) -> int:
+        if attempt >= self.retries:
+            raise FetchError(f"giving up on {url} after {attempt + 1} attempts: {reason}")
+        delay = self.backoff * (2 ** attempt)
+        if retry_after:
+            delay = max(delay, _parse_retry_after(retry_after))
+        time.sleep(min(delay, 30.0))
+        return attempt + 1
+
+
+def _parse_retry_after(value: str) -> float:
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _ssl_reason(exc: Exception) -> str:
+    inner: BaseException | None = exc
+    while inner is not None:
+        if isinstance(inner, ssl.SSLCertVerificationError):
+            return inner.verify_message or str(inner)
+        inner = inner.__cause__ or inner.__context__ or (
+            inner.args[0] if inner.args and isinstance(inner.args[0], BaseException) else None)
+    return str(exc)
+
+
+def _file_path(url: str) -> Path:
+    return Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))

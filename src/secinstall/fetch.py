@@ -1,0 +1,117 @@
+"""Download every planned file in parallel, streamed into the content-addressed cache and
+hashed while it is written (no second read). A cached file is re-hashed before use."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .cache import Cache
+from .client import Client
+from .errors import FetchError
+from .models import FetchedFile, PlannedDist
+from .progress import NoProgress, Progress
+
+#: A distribution larger than this is refused (the largest wheels on PyPI are ~1 GB).
+MAX_FILE_BYTES = 4 * 1024**3
+CHUNK = 1024 * 1024
+
+
+def _algorithms(dist: PlannedDist) -> list[str]:
+    algos = {"sha256", *dist.file.hashes, *dist.pinned}
+    return sorted(a for a in algos if a in hashlib.algorithms_guaranteed)
+
+
+def _hash_file(path: Path, algos: Sequence[str]) -> tuple[dict[str, str], int]:
+    hashers = {a: hashlib.new(a) for a in algos}
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            size += len(chunk)
+            for h in hashers.values():
+                h.update(chunk)
+    return {a: h.hexdigest() for a, h in hashers.items()}, size
+
+
+def _known_sha256(dist: PlannedDist) -> list[str]:
+    known = set(dist.pinned.get("sha256", ()))
+    if "sha256" in dist.file.hashes:
+        known.add(dist.file.hashes["sha256"])
+    return sorted(known)
+
+
+def fetch_one(client: Client, cache: Cache, dist: PlannedDist,
+              progress: Progress | None = None) -> FetchedFile:
+    """The file of `dist`, from the cache when a known hash is there, else downloaded."""
+    algos = _algorithms(dist)
+    filename = dist.file.filename
+    for digest in _known_sha256(dist):
+        cached = cache.lookup(digest, filename)
+        if cached is not None:
+            hashes, size = _hash_file(cached, algos)
+            if hashes["sha256"] == digest:
+                return FetchedFile(dist, cached, hashes, size, from_cache=True)
+            cached.unlink()  # corrupted entry: drop it and download again
+    fd, temp = cache.new_temp()
+    hashers = {a: hashlib.new(a) for a in algos}
+    size = 0
+    with os.fdopen(fd, "wb") as out:
+
+        def write(chunk: bytes) -> None:
+            nonlocal size
+            out.write(chunk)
+            size += len(chunk)
+            for h in hashers.values():
+                h.update(chunk)
+            if progress is not None:
+                progress.advance(len(chunk))
+
+        def restart() -> None:
+            nonlocal size, hashers
+            out.seek(0)
+            out.truncate()
+            if progress is not None:
+                progress.advance(-size)
+            size = 0
+            hashers = {a: hashlib.new(a) for a in algos}
+
+        try:
+            client.download(dist.file.url, write, restart, max_bytes=MAX_FILE_BYTES)
+        except BaseException:
+            out.close()
+            temp.unlink(missing_ok=True)
+            raise
+    hashes = {a: h.hexdigest() for a, h in hashers.items()}
+    path = cache.store(temp, hashes["sha256"], filename)
+    return FetchedFile(dist, path, hashes, size, from_cache=False)
+
+
+def fetch_all(client: Client, cache: Cache, dists: Sequence[PlannedDist], *,
+              jobs: int = 8, progress: Progress | None = None) -> list[FetchedFile]:
+    """Fetch `dists` in parallel; the first failure is raised after the others stop."""
+    if not dists:
+        return []
+    progress = progress or NoProgress()
+    sizes = [d.file.size for d in dists]
+    total = sum(s for s in sizes if s) if all(sizes) else None
+    progress.start("Downloading", total)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(dists)))) as pool:
+            futures = [pool.submit(fetch_one, client, cache, d, progress) for d in dists]
+            results = []
+            errors: list[BaseException] = []
+            for fut in futures:
+                try:
+                    results.append(fut.result())
+                except BaseException as exc:  # collected, raised after the rest finish
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
+            return results
+    except OSError as exc:
+        raise FetchError(f"can't write to the cache at {cache.root}: {exc}") from exc
+    finally:
+        progress.stop()

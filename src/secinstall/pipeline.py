@@ -1,0 +1,149 @@
+"""The stage order, in one place: resolve → fetch → verify → install → record.
+
+Each stage takes and returns the small frozen dataclasses of `models`; none knows about
+another. Nothing is written to the environment until every file has been verified, and
+what is installed is exactly the files that were verified (no second resolution).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from packaging.utils import NormalizedName
+
+from . import tls
+from .cache import Cache, default_cache_dir
+from .client import Client
+from .errors import HashesRequiredError
+from .fetch import fetch_all
+from .index import Finder
+from .install import find_installed, install_wheels
+from .models import (
+    FetchedFile,
+    InstalledDist,
+    InstallOptions,
+    InstallResult,
+    Plan,
+    PlannedDist,
+    VerifiedDist,
+)
+from .progress import NoProgress, Progress
+from .resolve import missing_dependencies, resolve
+from .target import Target
+from .transaction import Transaction, environment_lock, recover
+from .verify.hashes import check_hashes
+from .verify.wheel import WheelInfo, check_wheel
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Outcome:
+    """Everything a run established: the plan, the evidence, and what changed."""
+
+    target: Target
+    plan: Plan
+    verified: list[VerifiedDist] = field(default_factory=list)
+    wheel_info: dict[NormalizedName, WheelInfo] = field(default_factory=dict)
+    unchanged: list[InstalledDist] = field(default_factory=list)
+    result: InstallResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _split(plan: Plan, installed: dict[NormalizedName, InstalledDist],
+           force: bool) -> tuple[list[PlannedDist], list[InstalledDist]]:
+    todo, unchanged = [], []
+    for dist in plan.items:
+        have = installed.get(dist.name)
+        if have is not None and have.version == dist.version and not force:
+            unchanged.append(have)
+        else:
+            todo.append(dist)
+    return todo, unchanged
+
+
+def verify(fetched: FetchedFile, plan: Plan, target: Target) -> tuple[VerifiedDist, WheelInfo]:
+    """Every check a file must pass before it may be installed."""
+    sources = check_hashes(fetched, require_pin=plan.require_hashes)
+    info = check_wheel(fetched, target.tags)
+    return VerifiedDist(fetched=fetched, hash_sources=sources), info
+
+
+def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m: None,
+                progress: Progress | None = None) -> Outcome:
+    src = options.sources
+    context = tls.create_context(src.certs)
+    with Client(ssl_context=context, trusted_hosts=src.trusted_hosts, timeout=src.timeout,
+                retries=src.retries, proxy=src.proxy) as client:
+        finder = Finder(client, src.index_urls, src.find_links)
+
+        # resolve
+        plan = resolve(options, target, finder)
+        outcome = Outcome(target=target, plan=plan)
+        todo, outcome.unchanged = _split(plan, find_installed(target), options.force_reinstall)
+        log(f"resolved {len(plan.items)} distribution(s) with the {plan.resolver} resolver; "
+            f"{len(todo)} to install")
+
+        # fetch
+        cache = Cache(None if options.no_cache else (options.cache_dir or default_cache_dir()))
+        try:
+            fetched = fetch_all(client, cache, todo, jobs=options.jobs,
+                                progress=progress or NoProgress())
+
+            # verify (archives are read in threads: zlib and hashlib release the GIL)
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                checked = list(pool.map(lambda f: verify(f, plan, target), fetched))
+            outcome.verified = [v for v, _ in checked]
+            outcome.wheel_info = {v.dist.name: i for v, i in checked}
+            if plan.resolver == "pinned" and not options.no_deps:
+                requires = {name: info.requires_dist for name, info in outcome.wheel_info.items()}
+                # Already-installed distributions of the plan still bring their requirements.
+                for have in outcome.unchanged:
+                    requires.setdefault(have.name, _installed_requires(have))
+                missing = missing_dependencies(plan, requires, target)
+                if missing:
+                    raise HashesRequiredError(
+                        f"the pinned requirements are incomplete: {len(missing)} "
+                        "dependenc(ies) have no pin (or a pin that doesn't fit); pin them "
+                        "with name==version --hash=..., or pass --no-deps",
+                        details=missing,
+                    )
+            for info in outcome.wheel_info.values():
+                outcome.notes += [f"{info.metadata.get('name')} installs {p}, which runs code "
+                                  "at every interpreter start-up" for p in info.pth_files]
+            if options.dry_run:
+                return outcome
+
+            # install, under the environment's lock, as one transaction
+            with environment_lock(target.state_dir,
+                                  on_wait=lambda: log("waiting for another secinstall "
+                                                      "process to finish with this environment")):
+                outcome.notes += recover(target.state_dir)
+                installed = find_installed(target)
+                replace = [installed[v.dist.name] for v in outcome.verified
+                           if v.dist.name in installed]
+                with Transaction(target.state_dir) as txn:
+                    warnings = install_wheels(txn, target, outcome.verified, replace,
+                                              compile_bytecode_=options.compile_bytecode)
+                    txn.commit()
+            outcome.notes += warnings
+            outcome.result = InstallResult(installed=tuple(outcome.verified),
+                                           removed=tuple(replace),
+                                           unchanged=tuple(outcome.unchanged),
+                                           warnings=tuple(warnings))
+            return outcome
+        finally:
+            cache.close()
+
+
+def _installed_requires(dist: InstalledDist) -> tuple[str, ...]:
+    from packaging.metadata import parse_email
+
+    try:
+        raw, _ = parse_email((dist.dist_info / "METADATA").read_bytes())
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return ()
+    return tuple(raw.get("requires_dist", ()))

@@ -1,0 +1,408 @@
+"""Decide what to install: fully pinned input needs no resolver; anything else asks
+pip's resolver through its stable installation report (`pip install --dry-run --report`).
+
+Either way the result is a `Plan` of exact files with the hashes known for them, and
+nothing else is ever installed: there is no second resolution after verification.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess  # nosec B404 - runs pip with an argument list, no shell
+import sys
+import tempfile
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from .errors import HashesRequiredError, ResolveError, SdistRefusedError
+from .index import Finder
+from .models import IndexFile, InstallOptions, Plan, PlannedDist, UserRequirement
+from .target import Target
+
+#: pip from this version on verifies TLS with truststore (the OS trust store) by default.
+MIN_PIP = Version("24.2")
+
+SDIST_HINT = (
+    "secinstall installs wheels only, because building a source distribution runs "
+    "arbitrary code; building in an isolated, verified environment is planned "
+    "(--allow-build), it is not available yet"
+)
+
+
+def merged_pins(reqs: Iterable[UserRequirement]) -> dict[str, dict[str, frozenset[str]]]:
+    """Pinned hashes per project name, from requirements and constraints together."""
+    pins: dict[str, dict[str, frozenset[str]]] = {}
+    for ur in reqs:
+        if not ur.hashes:
+            continue
+        slot = pins.setdefault(canonicalize_name(ur.req.name), {})
+        for algo, values in ur.hashes.items():
+            slot[algo] = slot.get(algo, frozenset()) | values
+    return pins
+
+
+def applies(req: Requirement, target: Target, extras: Iterable[str] = ("",)) -> bool:
+    if req.marker is None:
+        return True
+    env = dict(target.markers)
+    return any(req.marker.evaluate({**env, "extra": e}) for e in extras)
+
+
+def is_fully_pinned(options: InstallOptions) -> bool:
+    """True when every requirement names one exact version and pins its hashes."""
+    return bool(options.requirements) and all(
+        ur.hashes and (ur.is_pinned or ur.req.url) for ur in options.requirements
+    )
+
+
+def resolve(options: InstallOptions, target: Target, finder: Finder) -> Plan:
+    """The plan for `options`, for `target`."""
+    if is_fully_pinned(options):
+        return resolve_pinned(options, target, finder)
+    return resolve_with_pip(options, target)
+
+
+# -- pinned input: no resolver -------------------------------------------------------------
+
+
+def _tag_rank(filename: str, target: Target) -> int | None:
+    """Position of the wheel's best tag in the target's preference list (None: unfit)."""
+    ranks = {t: i for i, t in enumerate(target.tags)}
+    try:
+        tags = parse_wheel_filename(filename)[3]
+    except InvalidWheelFilename:
+        return None
+    found = [ranks[str(t)] for t in tags if str(t) in ranks]
+    return min(found) if found else None
+
+
+def _python_ok(requires_python: str | None, target: Target) -> bool:
+    if not requires_python:
+        return True
+    try:
+        return SpecifierSet(requires_python).contains(target.python_version, prereleases=True)
+    except ValueError:
+        return True  # pip ignores an invalid data-requires-python too
+
+
+def _file_version(file: IndexFile) -> Version | None:
+    from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+
+    try:
+        if file.filename.endswith(".whl"):
+            return parse_wheel_filename(file.filename)[1]
+        return parse_sdist_filename(file.filename)[1]
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+
+
+def _pin_matches(file: IndexFile, pins: Mapping[str, frozenset[str]]) -> bool | None:
+    """Whether the index's hash is among the pins (None: the index gives no usable hash)."""
+    common = [a for a in file.hashes if a in pins]
+    if not common:
+        return None
+    return any(file.hashes[a] in pins[a] for a in common)
+
+
+def choose_file(name: str, version: str, files: Sequence[IndexFile], target: Target,
+                pins: Mapping[str, frozenset[str]], where: str) -> IndexFile:
+    """The best wheel of `name==version` for `target` whose hash fits the pins."""
+    wanted = Version(version)
+    same = [f for f in files if _file_version(f) == wanted]
+    if not same:
+        versions = sorted({v for f in files if (v := _file_version(f)) is not None})
+        listed = ", ".join(map(str, versions[-8:])) or "none"
+        raise ResolveError(
+            f"{name}=={version} ({where}) was not found on the configured indexes; "
+            f"versions there: {listed}",
+        )
+    wheels = [(rank, f) for f in same if f.filename.endswith(".whl")
+              and (rank := _tag_rank(f.filename, target)) is not None
+              and _python_ok(f.requires_python, target)]
+    if not wheels:
+        if all(not f.filename.endswith(".whl") for f in same):
+            raise SdistRefusedError(
+                f"{name}=={version} is only available as a source distribution "
+                f"({same[0].filename}); {SDIST_HINT}",
+            )
+        raise ResolveError(
+            f"no wheel of {name}=={version} fits the target (Python "
+            f"{target.python_version}, {target.tags[0]}); files: "
+            + ", ".join(f.filename for f in same),
+        )
+    if pins:
+        matching = [(r, f) for r, f in wheels if _pin_matches(f, pins) is not False]
+        if not matching:
+            listed = "; ".join(
+                f"{f.filename} {a}:{h}" for _, f in wheels for a, h in f.hashes.items())
+            pinned = ", ".join(f"{a}:{h}" for a, hs in pins.items() for h in sorted(hs))
+            raise ResolveError(
+                f"no file of {name}=={version} matches the hashes pinned in {where}: "
+                f"pinned {pinned}; the index lists {listed}",
+            )
+        wheels = matching
+    wheels.sort(key=lambda rf: (rf[0], rf[1].yanked is not None))
+    return wheels[0][1]
+
+
+def _direct_file(ur: UserRequirement) -> IndexFile:
+    url = ur.req.url or ""
+    filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+    if not filename.endswith(".whl"):
+        raise SdistRefusedError(f"{ur.req.name} @ {url} ({ur.source}) is not a wheel; "
+                                + SDIST_HINT)
+    return IndexFile(filename=filename, url=url.split("#", 1)[0], hashes={}, origin=url)
+
+
+def resolve_pinned(options: InstallOptions, target: Target, finder: Finder) -> Plan:
+    """Look each pinned file up in the indexes; no resolver runs."""
+    pins = merged_pins([*options.requirements, *options.constraints])
+    wanted = [ur for ur in options.requirements if applies(ur.req, target)]
+    _check_constraints(wanted, options.constraints, target)
+    names = [ur.req.name for ur in wanted if not ur.req.url]
+    listing = finder.files_many(names, workers=options.jobs) if names else {}
+    items = []
+    seen: dict[str, str] = {}
+    for ur in wanted:
+        key = canonicalize_name(ur.req.name)
+        if key in seen:
+            raise ResolveError(f"{ur.req.name} is required twice: {seen[key]} and {ur.source}")
+        seen[key] = ur.source
+        if ur.req.url:
+            file = _direct_file(ur)
+            version = str(parse_wheel_filename(file.filename)[1])
+        else:
+            version = next(iter(ur.req.specifier)).version
+            file = choose_file(ur.req.name, version, listing[ur.req.name], target,
+                               pins.get(key, {}), ur.source)
+        items.append(PlannedDist(
+            name=key, version=version, file=file, pinned=pins.get(key, {}),
+            requested=True, requested_extras=tuple(sorted(ur.req.extras)),
+            is_direct=bool(ur.req.url),
+        ))
+    return Plan(items=tuple(items), resolver="pinned", require_hashes=True)
+
+
+def _check_constraints(reqs: Sequence[UserRequirement], constraints: Sequence[UserRequirement],
+                       target: Target) -> None:
+    for c in constraints:
+        if not applies(c.req, target):
+            continue
+        for ur in reqs:
+            if canonicalize_name(ur.req.name) != canonicalize_name(c.req.name) or ur.req.url:
+                continue
+            version = next(iter(ur.req.specifier)).version
+            if not c.req.specifier.contains(version, prereleases=True):
+                raise ResolveError(
+                    f"{ur.req.name}=={version} ({ur.source}) conflicts with the constraint "
+                    f"{c.req} ({c.source})",
+                )
+
+
+# -- anything else: pip's resolver, through its report ---------------------------------------
+
+
+def _pip_version() -> Version | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return Version(version("pip"))
+    except (PackageNotFoundError, InvalidVersion):
+        return None
+
+
+def pip_command(options: InstallOptions, target: Target, req_file: Path,
+                constraint_file: Path | None, cert_file: str | None) -> list[str]:
+    src = options.sources
+    cmd = [sys.executable, "-m", "pip", "--isolated", "--disable-pip-version-check",
+           "--no-input", "--quiet"]
+    if not target.is_current:
+        cmd += ["--python", str(target.python)]
+    cmd += ["install", "--dry-run", "--report", "-", "--only-binary", ":all:",
+            "--timeout", str(src.timeout), "--retries", str(src.retries),
+            "-r", str(req_file)]
+    if constraint_file:
+        cmd += ["-c", str(constraint_file)]
+    if src.no_index:
+        cmd.append("--no-index")
+    else:
+        cmd += ["--index-url", src.index_url]
+        for url in src.extra_index_urls:
+            cmd += ["--extra-index-url", url]
+    for link in src.find_links:
+        cmd += ["--find-links", link]
+    for host in src.trusted_hosts:
+        cmd += ["--trusted-host", host]
+    if cert_file:
+        cmd += ["--cert", cert_file]
+    if src.proxy:
+        cmd += ["--proxy", src.proxy]
+    if target.kind != "environment":
+        # pip can't see what is installed there; every file is planned, and the install
+        # stage skips what is already present.
+        cmd.append("--ignore-installed")
+    for flag, on in (("--no-deps", options.no_deps), ("--upgrade", options.upgrade),
+                     ("--force-reinstall", options.force_reinstall), ("--pre", options.pre)):
+        if on:
+            cmd.append(flag)
+    return cmd
+
+
+def _pip_environment() -> dict[str, str]:
+    # `--isolated` makes pip ignore its config files and PIP_* variables (we pass what we
+    # merged), but requests still reads these two and lets them silently replace --cert.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PIP_") and k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
+    version = _pip_version()
+    if version is None or version < MIN_PIP:
+        raise ResolveError(
+            f"resolving unpinned requirements needs pip >= {MIN_PIP} (found "
+            f"{version or 'none'}), which verifies TLS with the OS trust store; upgrade "
+            "pip, or give every requirement as name==version with --hash",
+        )
+    if target.version < (3, 10) and not target.is_current:
+        raise ResolveError(
+            f"pip's resolver would run under the target interpreter (Python "
+            f"{target.python_version}), where it can't use the OS trust store; give a fully "
+            "pinned input (name==version --hash=...) for this target",
+        )
+    with tempfile.TemporaryDirectory(prefix="secinstall-resolve-") as tmp:
+        req_file = Path(tmp, "requirements.txt")
+        req_file.write_text("".join(f"{ur.req}\n" for ur in options.requirements),
+                            encoding="utf-8")
+        constraint_file = None
+        if options.constraints:
+            constraint_file = Path(tmp, "constraints.txt")
+            constraint_file.write_text("".join(f"{c.req}\n" for c in options.constraints),
+                                       encoding="utf-8")
+        cert_file = None
+        if options.sources.certs:
+            cert_file = str(Path(tmp, "ca.pem"))
+            with open(cert_file, "wb") as out:
+                for cert in options.sources.certs:
+                    out.write(Path(cert).read_bytes() + b"\n")
+        cmd = pip_command(options, target, req_file, constraint_file, cert_file)
+        try:
+            proc = subprocess.run(  # noqa: S603  # nosec B603 - argument list, no shell
+                cmd, capture_output=True, text=True, check=False, env=_pip_environment(),
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise ResolveError(f"can't run pip's resolver: {exc}") from exc
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        summary = next((ln for ln in reversed(lines) if ln.startswith("ERROR:")),
+                       lines[-1] if lines else "no output")
+        hint = ""
+        if "from versions: none" in proc.stderr or "No matching distribution" in proc.stderr:
+            hint = (" (secinstall asks for wheels only: if the project has only a source "
+                    f"distribution, that is why; {SDIST_HINT})")
+        raise ResolveError(f"pip's resolver failed: {summary.removeprefix('ERROR: ')}{hint}",
+                           details=lines)
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise ResolveError("pip's resolver gave no readable report",
+                           details=proc.stdout.splitlines()[:20]) from exc
+    return plan_from_report(report, options, target)
+
+
+def _via(items: Sequence[Mapping[str, Any]], target: Target) -> dict[str, list[str]]:
+    """For each resolved name, the resolved projects whose requirements name it."""
+    parents: dict[str, list[str]] = {}
+    for item in items:
+        meta = item.get("metadata", {})
+        extras = ["", *item.get("requested_extras", [])]
+        for text in meta.get("requires_dist", []) or []:
+            try:
+                req = Requirement(text)
+            except ValueError:
+                continue
+            if applies(req, target, extras):
+                parents.setdefault(canonicalize_name(req.name), []).append(
+                    f"{meta.get('name')}=={meta.get('version')}")
+    return parents
+
+
+def plan_from_report(report: Mapping[str, Any], options: InstallOptions,
+                     target: Target) -> Plan:
+    """Turn pip's installation report into a plan, checking hash pins on the way."""
+    pins = merged_pins([*options.requirements, *options.constraints])
+    require_hashes = options.require_hashes or bool(pins)
+    items = list(report.get("install", []))
+    parents = _via(items, target)
+    plan, missing = [], []
+    for item in items:
+        meta = item["metadata"]
+        name = canonicalize_name(meta["name"])
+        info = item["download_info"]
+        url = info["url"]
+        archive = info.get("archive_info")
+        if archive is None:
+            kind = "a directory" if "dir_info" in info else "a VCS checkout"
+            raise SdistRefusedError(f"{meta['name']} comes from {kind} ({url}); {SDIST_HINT}")
+        hashes = {a: h.lower() for a, h in (archive.get("hashes") or {}).items()}
+        if not hashes and archive.get("hash"):
+            algo, _, digest = archive["hash"].partition("=")
+            hashes = {algo: digest.lower()}
+        filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+        if not filename.endswith(".whl"):
+            raise SdistRefusedError(f"{meta['name']} {meta['version']}: {filename}; "
+                                    + SDIST_HINT)
+        via = tuple(parents.get(name, ()))
+        if require_hashes and name not in pins:
+            pin = " ".join(f"--hash={a}:{h}" for a, h in sorted(hashes.items())) or \
+                "--hash=sha256:<unknown>"
+            why = f"    # via {', '.join(via)}" if via else "    # requested"
+            missing.append(f"{meta['name']}=={meta['version']} {pin}{why}")
+        plan.append(PlannedDist(
+            name=name, version=str(meta["version"]),
+            file=IndexFile(filename=filename, url=url, hashes=hashes, origin="pip report"),
+            pinned=pins.get(name, {}), requested=bool(item.get("requested")),
+            requested_extras=tuple(item.get("requested_extras") or ()),
+            is_direct=bool(item.get("is_direct")), via=via, metadata=meta,
+        ))
+    if missing:
+        raise HashesRequiredError(
+            f"hashes are required (--require-hashes, or a requirement pins a hash) but "
+            f"{len(missing)} distribution(s) have none; add these lines to your "
+            "requirements after checking them:",
+            details=missing,
+        )
+    return Plan(items=tuple(plan), resolver="pip", require_hashes=require_hashes)
+
+
+def missing_dependencies(plan: Plan, requires: Mapping[NormalizedName, Sequence[str]],
+                         target: Target) -> list[str]:
+    """Requirements of planned distributions that the (pinned) plan does not satisfy."""
+    versions = {d.name: d.version for d in plan.items}
+    missing = []
+    for dist in plan.items:
+        extras = ["", *dist.requested_extras]
+        for text in requires.get(dist.name, ()):
+            req = Requirement(text)
+            if not applies(req, target, extras):
+                continue
+            have = versions.get(canonicalize_name(req.name))
+            if have is None or not req.specifier.contains(have, prereleases=True):
+                found = f" (the plan has {have})" if have else ""
+                missing.append(f"{req}    # via {dist.name}=={dist.version}{found}")
+    return missing

@@ -1,0 +1,173 @@
+"""The environment being installed into: its interpreter, install scheme and tags.
+
+`--python` points at another interpreter (or a virtual environment's directory), as in
+pip and uv; its facts are asked from it in a subprocess, since its version, platform
+and paths may differ from the interpreter running secinstall.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess  # nosec B404 - runs the user's chosen interpreter, no shell
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import packaging
+
+from .errors import TargetError
+
+SCHEME_KEYS = ("purelib", "platlib", "headers", "scripts", "data")
+
+# Runs inside the target interpreter, with our `packaging` put on its path (pure Python)
+# so that tags and markers are computed by the target itself, exactly as it will see them.
+_PROBE = r"""
+import importlib.util, json, os, sys, sysconfig
+sys.path.insert(0, sys.argv[1])
+from packaging import markers, tags
+prefix = sys.argv[2] or None
+scheme_name = "nt" if os.name == "nt" else "posix_prefix"
+paths = (sysconfig.get_paths(scheme_name, vars={"base": prefix, "platbase": prefix,
+         "installed_base": prefix, "installed_platbase": prefix})
+         if prefix else sysconfig.get_paths())
+print(json.dumps({
+    "executable": sys.executable,
+    "prefix": sys.prefix,
+    "version": list(sys.version_info[:3]),
+    "implementation": sys.implementation.name,
+    "cache_tag": sys.implementation.cache_tag,
+    "magic": importlib.util.MAGIC_NUMBER.hex(),
+    "paths": paths,
+    "tags": [str(t) for t in tags.sys_tags()],
+    "markers": markers.default_environment(),
+}))
+"""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and for which interpreter wheels are installed."""
+
+    python: Path
+    kind: Literal["environment", "target", "prefix"]
+    #: Where secinstall keeps its lock, journal and records (`<root>/.secinstall`).
+    root: Path
+    scheme: Mapping[str, str]
+    version: tuple[int, int, int]
+    implementation: str
+    cache_tag: str | None
+    magic: str
+    #: Supported wheel tags, most preferred first.
+    tags: tuple[str, ...]
+    markers: Mapping[str, str]
+    #: True when the target interpreter is the one running secinstall.
+    is_current: bool
+
+    @property
+    def site_dirs(self) -> tuple[Path, ...]:
+        """Where installed distributions (`*.dist-info`) live."""
+        dirs = dict.fromkeys([Path(self.scheme["purelib"]), Path(self.scheme["platlib"])])
+        return tuple(dirs)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".secinstall"
+
+    @property
+    def python_version(self) -> str:
+        return ".".join(map(str, self.version))
+
+
+def find_interpreter(spec: str | None) -> Path:
+    """The interpreter named by `--python` (a file or an environment directory)."""
+    if not spec:
+        return Path(sys.executable)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        for candidate in (path / "bin" / "python", path / "Scripts" / "python.exe",
+                          path / "bin" / "python3"):
+            if candidate.is_file():
+                return candidate.absolute()
+        raise TargetError(f"--python {spec}: no interpreter found in that directory")
+    if not path.exists():
+        import shutil
+
+        found = shutil.which(spec)
+        if found is None:
+            raise TargetError(f"--python {spec}: no such file or command")
+        path = Path(found)
+    return path.absolute()
+
+
+def _probe(python: Path, prefix: Path | None) -> dict[str, Any]:
+    lib_dir = str(Path(packaging.__file__).parent.parent)
+    if python == Path(sys.executable).absolute():
+        import contextlib
+        import io
+
+        out = io.StringIO()
+        argv = sys.argv
+        try:
+            sys.argv = ["-", lib_dir, str(prefix or "")]
+            with contextlib.redirect_stdout(out):
+                exec(compile(_PROBE, "<probe>", "exec"), {"__name__": "__probe__"})  # noqa: S102  # nosec B102 - our own constant code
+        finally:
+            sys.argv = argv
+            if sys.path and sys.path[0] == lib_dir:
+                sys.path.pop(0)
+        result: dict[str, Any] = json.loads(out.getvalue())
+        return result
+    try:
+        proc = subprocess.run(  # noqa: S603  # nosec B603 - argument list, no shell
+            [str(python), "-I", "-c", _PROBE, lib_dir, str(prefix or "")],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    except OSError as exc:
+        raise TargetError(f"can't run the target interpreter {python}: {exc}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise TargetError(f"the target interpreter {python} did not answer in 60 s") from exc
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TargetError(f"the target interpreter {python} failed to describe itself: {last}")
+    try:
+        data: dict[str, Any] = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise TargetError(f"the target interpreter {python} gave unreadable output") from exc
+    return data
+
+
+def resolve_target(python: str | None = None, *, target_dir: str | None = None,
+                   prefix: str | None = None) -> Target:
+    """Describe the install target from `--python`, `--target` and `--prefix`."""
+    if target_dir and prefix:
+        raise TargetError("--target and --prefix can't be used together")
+    interpreter = find_interpreter(python)
+    prefix_path = Path(prefix).expanduser().absolute() if prefix else None
+    info = _probe(interpreter, prefix_path)
+    paths: dict[str, str] = {k: info["paths"][k] for k in SCHEME_KEYS if k in info["paths"]}
+    paths.setdefault("headers", os.path.join(paths["data"], "include"))
+    kind: Literal["environment", "target", "prefix"] = "environment"
+    root = Path(info["prefix"])
+    if target_dir:
+        kind = "target"
+        root = Path(target_dir).expanduser().absolute()
+        paths = {"purelib": str(root), "platlib": str(root), "scripts": str(root / "bin"),
+                 "data": str(root), "headers": str(root / "include")}
+    elif prefix_path:
+        kind, root = "prefix", prefix_path
+    return Target(
+        python=interpreter,
+        kind=kind,
+        root=root,
+        scheme=paths,
+        version=(info["version"][0], info["version"][1], info["version"][2]),
+        implementation=info["implementation"],
+        cache_tag=info["cache_tag"],
+        magic=info["magic"],
+        tags=tuple(info["tags"]),
+        markers=info["markers"],
+        is_current=interpreter == Path(sys.executable).absolute(),
+    )

@@ -1,0 +1,201 @@
+"""All-or-nothing changes to an environment: a lock (one writer at a time) and a
+write-ahead journal of every change, so a failure, Ctrl-C or a crash is undone.
+
+Layout, inside the target environment: `.secinstall/lock` and, while a transaction
+runs, `.secinstall/txn-<id>/journal.jsonl` with `backup/` beside it. Every file to be
+replaced or removed is first renamed into `backup/` (atomic on one filesystem); every
+file and directory created is journaled before it is created. Undo replays the journal
+backwards. A journal left by a killed process is finished or undone by the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import InstallError, LockedError
+
+JOURNAL = "journal.jsonl"
+COMMITTED = "committed"
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def environment_lock(state_dir: Path, *, wait: float = 600.0,
+                     on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold `.secinstall/lock` exclusively; a second process waits (up to `wait` s)."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = (state_dir / "lock").open("a+b")
+    except OSError as exc:
+        raise InstallError(f"can't write to {state_dir}: {exc.strerror or exc}") from exc
+    with handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: msvcrt locking could go here
+            yield
+            return
+        deadline = time.monotonic() + wait
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LockedError(
+                        f"another secinstall process is changing this environment "
+                        f"(lock {state_dir / 'lock'}); gave up after {wait:.0f} s",
+                    ) from None
+                if not told and on_wait is not None:
+                    on_wait()
+                    told = True
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+class Transaction:
+    """One journaled set of changes; use as a context manager inside the lock."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir / f"txn-{uuid.uuid4().hex[:12]}"
+        self.backup = self.dir / "backup"
+        self._journal: IO[str] | None = None
+        self._count = 0
+
+    # -- recording ----------------------------------------------------------------------
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        if self._journal is None:
+            self.backup.mkdir(parents=True)
+            self._journal = (self.dir / JOURNAL).open("a", encoding="utf-8")
+        self._journal.write(json.dumps(entry) + "\n")
+        # Flushed before the change is made: a killed process leaves a journal that
+        # covers everything it did (fsync on commit covers power loss for the end state).
+        self._journal.flush()
+
+    def will_create(self, path: Path) -> None:
+        """Journal that `path` (a file) is about to be created."""
+        self._log({"op": "create", "path": str(path)})
+
+    def make_dirs(self, path: Path) -> None:
+        """Create `path` and missing parents, journaling each directory created."""
+        missing = []
+        probe = path
+        while not probe.exists():
+            missing.append(probe)
+            probe = probe.parent
+        for d in reversed(missing):
+            self._log({"op": "mkdir", "path": str(d)})
+            d.mkdir()
+
+    def move_aside(self, path: Path) -> None:
+        """Move an existing file (or symlink) out of the way, restorable on undo."""
+        self._count += 1
+        dest = self.backup / str(self._count)
+        self._log({"op": "move", "path": str(path), "backup": str(dest)})
+        try:
+            os.rename(path, dest)
+        except OSError:
+            shutil.move(str(path), str(dest))
+
+    def remove_dir(self, path: Path) -> None:
+        """Remove an empty directory, restorable on undo."""
+        self._log({"op": "rmdir", "path": str(path)})
+        path.rmdir()
+
+    # -- ending -------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        if self._journal is None:
+            return
+        self._journal.close()
+        self._journal = None
+        (self.dir / COMMITTED).touch()
+        _fsync_dir(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def rollback(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        undo(self.dir)
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.rollback()
+
+
+def _entries(txn_dir: Path) -> list[dict[str, Any]]:
+    try:
+        lines = (txn_dir / JOURNAL).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in lines:
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            break  # a torn last line: the change it announced was never started
+    return entries
+
+
+def undo(txn_dir: Path) -> None:
+    """Replay a journal backwards, then delete it."""
+    for entry in reversed(_entries(txn_dir)):
+        path = Path(entry["path"])
+        op = entry["op"]
+        if op == "create":
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+        elif op == "mkdir":
+            with contextlib.suppress(OSError):
+                # __pycache__ left by imports during the transaction is ours to drop
+                shutil.rmtree(path / "__pycache__", ignore_errors=True)
+                path.rmdir()
+        elif op == "move":
+            backup = Path(entry["backup"])
+            if backup.exists() or backup.is_symlink():
+                if path.is_file() or path.is_symlink():
+                    path.unlink()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(backup, path)
+        elif op == "rmdir":
+            path.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(txn_dir, ignore_errors=True)
+
+
+def recover(state_dir: Path) -> list[str]:
+    """Finish or undo transactions left by killed processes; call with the lock held."""
+    done = []
+    if not state_dir.is_dir():
+        return done
+    for txn_dir in sorted(state_dir.glob("txn-*")):
+        if (txn_dir / COMMITTED).exists():
+            shutil.rmtree(txn_dir, ignore_errors=True)
+            done.append(f"finished an interrupted transaction ({txn_dir.name})")
+        else:
+            undo(txn_dir)
+            done.append(f"rolled back an interrupted transaction ({txn_dir.name})")
+    return done

@@ -1,0 +1,35 @@
+"""Check a fetched file's digests against every hash known for it: the index's, the
+user's pins (requirements, constraints) and, in hash-checking mode, insist on a pin."""
+
+from __future__ import annotations
+
+from ..errors import HashMismatchError
+from ..models import FetchedFile
+
+
+def check_hashes(fetched: FetchedFile, *, require_pin: bool) -> tuple[str, ...]:
+    """The sources the file's hashes were checked against; raises on any mismatch."""
+    dist, got = fetched.dist, fetched.hashes
+    name = dist.file.filename
+    sources = []
+    index_bad = [(a, h) for a, h in dist.file.hashes.items() if a in got and got[a] != h]
+    if index_bad:
+        algo, want = index_bad[0]
+        raise HashMismatchError(
+            f"{name} does not match the hash the index gives for it: the index says "
+            f"{algo}:{want}, the downloaded file has {algo}:{got[algo]} (from {dist.file.url})",
+        )
+    if any(a in got for a in dist.file.hashes):
+        sources.append("index")
+    if dist.pinned:
+        checked = [a for a in dist.pinned if a in got]
+        if not any(got[a] in dist.pinned[a] for a in checked):
+            pinned = ", ".join(f"{a}:{h}" for a in checked for h in sorted(dist.pinned[a]))
+            raise HashMismatchError(
+                f"{name} does not match the pinned hashes: pinned {pinned}; the file "
+                f"has sha256:{got['sha256']}",
+            )
+        sources.append("pin")
+    elif require_pin:
+        raise HashMismatchError(f"{name} has no pinned hash, and hash-checking mode is on")
+    return tuple(sources)
