@@ -4,6 +4,7 @@ prints or chooses an exit code; everything else raises `SecinstallError`."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -90,6 +91,22 @@ def _add_install_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--require-hashes", action="store_true", default=None,
                    help="require a pinned --hash for every distribution (on as soon as any "
                         "requirement pins a hash, as in pip)")
+    g.add_argument("--attestations", choices=("require", "auto", "off"),
+                   help="PEP 740 attestations: 'auto' (default) verifies every file that has "
+                        "provenance and warns for the rest; 'require' refuses files without; "
+                        "'off' doesn't check (weakens security; reported)")
+    g.add_argument("--publisher", action="append", default=[], metavar="PROJECT=KIND:ID",
+                   help="pin a project's trusted publisher, e.g. "
+                        "sigstore=github:sigstore/sigstore-python (KIND: github, gitlab, "
+                        "google, email; options ',workflow=F' ',environment=E')")
+    g.add_argument("--accept-publisher-change", action="append", default=[],
+                   metavar="PROJECT",
+                   help="accept that PROJECT's publisher differs from the one trusted "
+                        "before (trust on first use), and trust the new one")
+    g.add_argument("--sigstore-instance", choices=("production", "staging"),
+                   help="Sigstore trust root to verify against (default production)")
+    g.add_argument("--provenance-dir", metavar="DIR",
+                   help="look for <filename>.provenance files here first (air-gapped use)")
     g = p.add_argument_group("where to")
     g.add_argument("--python", metavar="PATH",
                    help="install into this interpreter's environment (a python executable "
@@ -132,7 +149,72 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_install_options(p)
     p.set_defaults(func=_cmd_install)
+
+    p = sub.add_parser(
+        "verify", parents=[common], help="verify local distribution files' attestations",
+        description="Verify local wheels and sdists against their PEP 740 provenance (or a "
+                    "bare attestation) and a publisher policy, without installing anything. "
+                    "Exit code 0 only when every file verified: usable as a CI gate. "
+                    "Verification is offline, against the Sigstore trust root embedded in "
+                    "the sigstore package.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="wheel or sdist files")
+    p.add_argument("--provenance", metavar="FILE",
+                   help="provenance object or bare attestation for the (single) FILE "
+                        "(default: FILE.provenance next to each file)")
+    p.add_argument("--publisher", action="append", default=[], metavar="KIND:ID",
+                   help="require this publisher (repeatable: any one may match); needed "
+                        "for a bare attestation, which names no publisher")
+    p.add_argument("--sigstore-instance", choices=("production", "staging"),
+                   default="production", help="Sigstore trust root (default production)")
+    p.set_defaults(func=_cmd_verify)
     return parser
+
+
+def _cmd_verify(args: argparse.Namespace, out: _Output) -> int:
+    import hashlib
+
+    from .errors import ConfigError
+    from .verify.attestations import load_provenance, parse_publisher, verify_file
+
+    if args.provenance and len(args.files) > 1:
+        raise ConfigError("--provenance names the provenance of one file; give one FILE, "
+                          "or put each file's provenance next to it as FILE.provenance")
+    pins = [parse_publisher(p) for p in args.publisher]
+    failures = 0
+    for name in args.files:
+        path = Path(name)
+        prov_path = Path(args.provenance) if args.provenance else Path(f"{name}.provenance")
+        try:
+            digest = hashlib.sha256()
+            with path.open("rb") as f:
+                while chunk := f.read(1024 * 1024):
+                    digest.update(chunk)
+            try:
+                data = prov_path.read_bytes()
+            except FileNotFoundError:
+                raise SecinstallError(f"{path.name}: no provenance at {prov_path} "
+                                      "(give one with --provenance)") from None
+            loaded = load_provenance(data, source=str(prov_path))
+            evidence = verify_file(path.name, digest.hexdigest(), loaded,
+                                   instance=args.sigstore_instance, publishers=pins)
+        except OSError as exc:
+            failures += 1
+            print(f"FAILED {name}: can't read it: {exc.strerror or exc}", file=sys.stderr)
+            continue
+        except SecinstallError as exc:
+            failures += 1
+            print(f"FAILED {name}: {exc.message}", file=sys.stderr)
+            for line in exc.details if out.verbosity >= 1 else ():
+                print(f"    {line}", file=sys.stderr)
+            continue
+        out.info(f"OK {name}: sha256:{evidence.sha256}, published by "
+                 f"{evidence.publisher or evidence.identity} (Rekor log index "
+                 f"{evidence.rekor_log_index}, {evidence.instance})")
+        out.debug(f"    certificate identity {evidence.identity}, issuer {evidence.issuer}")
+    if failures:
+        out.info(f"{failures} of {len(args.files)} file(s) failed verification")
+        return 1
+    return 0
 
 
 def _setting(settings: dict[str, Any], key: str, cli: Any, default: Any = None) -> Any:
@@ -153,23 +235,22 @@ def _as_list(value: Any) -> list[str]:
 
 def _install_options(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
     """(InstallOptions, Target, weakened) from the arguments merged with pip's config."""
+    from .config import load_pip_settings
     from .models import InstallOptions, Sources
     from .requirements import parse_files
     from .target import resolve_target
 
-    settings: dict[str, Any] = {}
-    if not args.isolated:
-        from .config import load_pip_settings
+    settings = load_pip_settings(os.environ, isolated=args.isolated)
 
-        settings = dict(load_pip_settings(os.environ))
-    s = lambda key, cli, default=None: _setting(settings, key, cli, default)  # noqa: E731
+    def s(key: str, cli: Any, default: Any = None) -> Any:
+        return _setting(settings, key, cli, default)
+
     target = resolve_target(s("python", args.python), target_dir=s("target", args.target),
                             prefix=s("prefix", args.prefix))
-    if not args.isolated and target.kind == "environment":
-        from .config import load_pip_settings
-
-        site_settings = load_pip_settings(os.environ, site_prefix=target.root)
-        settings = {**settings, **site_settings}
+    if target.kind == "environment":
+        # pip's "site" configuration file lives in the target environment.
+        settings = load_pip_settings(os.environ, isolated=args.isolated,
+                                     site_prefix=target.root)
     reqs = parse_files(_as_list(s("requirement", args.requirement, [])),
                        _as_list(s("constraint", args.constraint, [])),
                        args=args.requirements_args)
@@ -212,7 +293,67 @@ def _install_options(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
         jobs=max(1, args.jobs),
     )
     weakened = [f"plain http:// allowed for {h} (--trusted-host)" for h in sources.trusted_hosts]
+    policy = attestation_policy(args)
+    if policy.mode == "off":
+        weakened.append("attestations not checked (--attestations off)")
+    options = dataclasses.replace(options, attestations=policy)
     return options, target, weakened
+
+
+def attestation_policy(args: argparse.Namespace) -> Any:
+    """The attestation policy from the command line and the project's config file."""
+    from packaging.utils import canonicalize_name
+
+    from .config import load_project_settings
+    from .errors import ConfigError
+    from .models import AttestationPolicy, Publisher
+    from .verify.attestations import parse_publisher
+
+    project = load_project_settings(Path.cwd())
+    origins: dict[str, str] = {}
+
+    def pick(key: str, cli: Any, default: Any) -> Any:
+        if cli is not None:
+            origins[key] = "command line"
+            return cli
+        if key in project:
+            origins[key] = project[key].origin
+            return project[key].value
+        origins[key] = "default"
+        return default
+
+    pins: dict[Any, tuple[Publisher, ...]] = {}
+    configured = project.get("publishers")
+    specs: list[tuple[str, str, str]] = []
+    if configured is not None and isinstance(configured.value, dict):
+        specs += [(str(name), str(spec), configured.origin)
+                  for name, spec in configured.value.items()]
+    for item in args.publisher:
+        name, eq, spec = item.partition("=")
+        if not eq or not name.strip():
+            raise ConfigError(f"--publisher {item!r}: expected PROJECT=KIND:ID, e.g. "
+                              "sigstore=github:sigstore/sigstore-python")
+        specs.append((name, spec, "command line"))
+    for name, spec, origin in specs:
+        key = canonicalize_name(name.strip())
+        try:
+            pub = parse_publisher(spec)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.message} (publisher of {name}, from {origin})") from exc
+        # A pin on the command line replaces the config file's pins for that project.
+        if origin == "command line" and origins.get(f"publisher:{key}") != "command line":
+            pins[key] = ()
+        pins[key] = (*pins.get(key, ()), pub)
+        origins[f"publisher:{key}"] = origin
+    provenance_dir = pick("provenance-dir", args.provenance_dir, None)
+    return AttestationPolicy(
+        mode=pick("attestations", args.attestations, "auto"),
+        instance=pick("sigstore-instance", args.sigstore_instance, "production"),
+        pins=pins,
+        accept_change=frozenset(canonicalize_name(n) for n in args.accept_publisher_change),
+        provenance_dir=Path(provenance_dir) if provenance_dir else None,
+        origins=origins,
+    )
 
 
 def _size(n: int) -> str:
@@ -222,6 +363,23 @@ def _size(n: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     return f"{n} B"  # pragma: no cover
+
+
+def _attestation_summary(verified: Sequence[Any], out: _Output) -> None:
+    attested = [v for v in verified if v.attestation is not None]
+    if attested:
+        out.info(f"Attestations verified for {len(attested)} file(s):")
+        for v in attested:
+            a = v.attestation
+            out.info(f"  {a.filename}: published by {a.publisher or a.identity} "
+                     f"(Rekor log index {a.rekor_log_index}, {a.instance})")
+            out.debug(f"    certificate identity {a.identity}, issuer {a.issuer}, "
+                      f"trust root {a.trust_root}")
+    missing = [v for v in verified if v.attestation is None and v.attestation_note]
+    if missing and missing[0].attestation_note != "attestations not checked (--attestations off)":
+        out.warn(f"{len(missing)} file(s) have no PEP 740 provenance, so their publisher is "
+                 "unverified: " + ", ".join(v.fetched.path.name for v in missing)
+                 + " (--attestations require refuses such files)")
 
 
 def _cmd_install(args: argparse.Namespace, out: _Output) -> int:
@@ -250,6 +408,7 @@ def _cmd_install(args: argparse.Namespace, out: _Output) -> int:
         for v in outcome.verified:
             out.debug(f"  {v.fetched.path.name}  sha256:{v.fetched.sha256}  "
                       f"[{', '.join(v.hash_sources) or 'unpinned'}]")
+        _attestation_summary(outcome.verified, out)
     names = ", ".join(f"{v.dist.name} {v.dist.version}" for v in outcome.verified)
     if outcome.result is None:
         out.info(f"Would install: {names}" if names else "Nothing to install")

@@ -1,4 +1,4 @@
-"""pip's configuration files and PIP_* environment variables, for the options secinstall shares with pip.
+"""pip's configuration files and PIP_* variables, for the options secinstall shares with pip.
 
 The rules are pip's (pip/_internal/configuration.py and cli/parser.py, pip 26): files in
 order global < user < site < $PIP_CONFIG_FILE, and within them `[global]` < `[install]`,
@@ -215,7 +215,7 @@ class _RawConfigParser(configparser.RawConfigParser):
 def _read_file(fname: str) -> list[tuple[str, str, str]]:
     """(section, name, value) of every option in `fname`; nothing if it doesn't exist."""
     parser = _RawConfigParser()
-    if os.path.exists(fname):
+    if Path(fname).exists():
         encoding = "utf-8" if sys.flags.utf8_mode else locale.getpreferredencoding(False)
         try:
             # Like pip, files that exist but can't be opened are skipped by read().
@@ -252,7 +252,7 @@ def load_pip_settings(
     # name listed twice keeps its first position.
     per_file: dict[str, list[tuple[str, str, str]]] = {}
     if env_file != os.devnull:
-        skip_user = isolated or bool(env_file and os.path.exists(env_file))
+        skip_user = isolated or bool(env_file and Path(env_file).exists())
         names = [
             *map(str, found.global_files),
             *(() if skip_user else map(str, found.user_files)),
@@ -266,14 +266,14 @@ def load_pip_settings(
                 problems.append(exc.message)
     sections: dict[str, dict[str, tuple[str, str]]] = {s: {} for s in _SECTIONS}
     for fname, items in per_file.items():
-        for section, name, value in items:
+        for section, name, file_value in items:
             if section in sections:
-                sections[section][name] = (value, f"{fname} [{section}]")
+                sections[section][name] = (file_value, f"{fname} [{section}]")
     if not isolated:
-        for var, value in env.items():
+        for var, env_value in env.items():
             name = var[4:].lower()
             if var.startswith("PIP_") and name not in ("version", "help"):
-                sections[":env:"][_normalize(name)] = (value, f"environment {var}")
+                sections[":env:"][_normalize(name)] = (env_value, f"environment {var}")
 
     settings: dict[str, Setting] = {}
     # pip's ConfigOptionParser._update_defaults: every value is checked, even one a
@@ -284,7 +284,7 @@ def load_pip_settings(
                 continue
             key, convert = _OPTIONS[name]
             try:
-                value = _expanduser(raw, env) if key in _PATH_KEYS else convert(raw)
+                value: object = _expanduser(raw, env) if key in _PATH_KEYS else convert(raw)
             except ValueError as exc:
                 problems.append(f"{origin}: {name} = {raw!r} is {exc}")
                 continue
@@ -322,3 +322,77 @@ def environment_warnings(
                     "the system trust store provides, for secinstall too"
                 )
     return messages
+
+
+# -- [tool.secinstall] in pyproject.toml, or secinstall.toml ------------------------------
+
+#: secinstall's own settings, with the type each value must have.
+PROJECT_KEYS: dict[str, type] = {
+    "attestations": str,
+    "sigstore-instance": str,
+    "provenance-dir": str,
+    "publishers": dict,
+}
+PROJECT_CHOICES = {"attestations": ("require", "auto", "off"),
+                   "sigstore-instance": ("production", "staging")}
+
+
+def _load_toml(path: Path) -> dict[str, object]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+    try:
+        with path.open("rb") as f:
+            data: dict[str, object] = tomllib.load(f)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"can't read {path}: {exc}") from exc
+    return data
+
+
+def load_project_settings(directory: Path) -> dict[str, Setting]:
+    """secinstall's settings from `secinstall.toml` or `[tool.secinstall]` of the
+    `pyproject.toml` in `directory`; `secinstall.toml` wins when both exist."""
+    settings: dict[str, Setting] = {}
+    sources: list[tuple[Path, str, dict[str, object]]] = []
+    pyproject = directory / "pyproject.toml"
+    if pyproject.is_file():
+        tool = _load_toml(pyproject).get("tool", {})
+        table = tool.get("secinstall") if isinstance(tool, dict) else None
+        if isinstance(table, dict):
+            sources.append((pyproject, "[tool.secinstall]", table))
+    own = directory / "secinstall.toml"
+    if own.is_file():
+        sources.append((own, "", _load_toml(own)))
+    for path, section, table in sources:
+        where = f"{path} {section}".strip()
+        for key, value in table.items():
+            if key == "policy":
+                continue  # the usage policy has its own reader
+            if key not in PROJECT_KEYS:
+                raise ConfigError(f"{where}: unknown setting {key!r} (known: "
+                                  f"{', '.join(sorted(PROJECT_KEYS))})")
+            if not isinstance(value, PROJECT_KEYS[key]):
+                raise ConfigError(f"{where}: {key} has the wrong type "
+                                  f"({type(value).__name__})")
+            if key in PROJECT_CHOICES and value not in PROJECT_CHOICES[key]:
+                raise ConfigError(f"{where}: {key} = {value!r}; expected one of "
+                                  f"{', '.join(PROJECT_CHOICES[key])}")
+            if isinstance(value, dict):
+                value = {str(k): _publisher_spec(v, f"{where} publishers.{k}")
+                         for k, v in value.items()}
+            elif key == "provenance-dir":
+                value = str((path.parent / str(value)).resolve())
+            settings[key] = Setting(value, where)
+    return settings
+
+
+def _publisher_spec(value: object, where: str) -> str:
+    """A publisher pin from the config file: a string, or a table of its parts."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "kind" in value and "repository" in value:
+        extra = "".join(f",{k}={value[k]}" for k in ("workflow", "environment", "issuer")
+                        if k in value)
+        return f"{value['kind']}:{value['repository']}{extra}"
+    raise ConfigError(f"{where}: expected \"KIND:ID\" or a table with kind and repository")

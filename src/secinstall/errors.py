@@ -69,6 +69,10 @@ class AttestationError(VerificationError):
     """A PEP 740 attestation or provenance object did not verify."""
 
 
+class PublisherDriftError(AttestationError):
+    """A project's verified publisher differs from the one trusted before."""
+
+
 class PolicyError(VerificationError):
     """A verified distribution is not allowed by the policy."""
 

@@ -12,12 +12,52 @@ from pathlib import Path
 from .cache import Cache
 from .client import Client
 from .errors import FetchError
-from .models import FetchedFile, PlannedDist
+from .models import AttestationPolicy, FetchedFile, PlannedDist
 from .progress import NoProgress, Progress
 
 #: A distribution larger than this is refused (the largest wheels on PyPI are ~1 GB).
 MAX_FILE_BYTES = 4 * 1024**3
 CHUNK = 1024 * 1024
+#: Provenance objects are a few kB; more is a broken or hostile server.
+MAX_PROVENANCE_BYTES = 4 * 1024**2
+PYPI_FILES_HOST = "files.pythonhosted.org"
+INTEGRITY_API = "https://pypi.org/integrity/{name}/{version}/{filename}/provenance"
+
+
+def provenance_locations(dist: PlannedDist, policy: AttestationPolicy) -> list[str]:
+    """Where a file's PEP 740 provenance may be, in the order they are tried."""
+    import urllib.parse
+
+    places = []
+    if policy.provenance_dir is not None:
+        places.append(str(policy.provenance_dir / f"{dist.file.filename}.provenance"))
+    if dist.file.provenance_url:
+        places.append(dist.file.provenance_url)
+    if urllib.parse.urlsplit(dist.file.url).hostname == PYPI_FILES_HOST:
+        places.append(INTEGRITY_API.format(name=dist.name, version=dist.version,
+                                           filename=dist.file.filename))
+    return places
+
+
+def fetch_provenance(client: Client, dist: PlannedDist,
+                     policy: AttestationPolicy) -> tuple[bytes, str] | None:
+    """The first provenance object found for `dist`, with where it came from."""
+    if policy.mode == "off":
+        return None
+    for place in provenance_locations(dist, policy):
+        if "://" not in place:
+            try:
+                with open(place, "rb") as f:
+                    return f.read(MAX_PROVENANCE_BYTES), place
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise FetchError(f"can't read provenance {place}: {exc}") from exc
+        resp = client.get(place, accept="application/vnd.pypi.integrity.v1+json, "
+                          "application/json", max_bytes=MAX_PROVENANCE_BYTES)
+        if resp.status == 200:
+            return resp.body, place
+    return None
 
 
 def _algorithms(dist: PlannedDist) -> list[str]:
@@ -44,8 +84,21 @@ def _known_sha256(dist: PlannedDist) -> list[str]:
 
 
 def fetch_one(client: Client, cache: Cache, dist: PlannedDist,
-              progress: Progress | None = None) -> FetchedFile:
-    """The file of `dist`, from the cache when a known hash is there, else downloaded."""
+              progress: Progress | None = None,
+              policy: AttestationPolicy | None = None) -> FetchedFile:
+    """`dist`'s file (and its provenance, if any): from the cache when a known hash is
+    there, else downloaded."""
+    import dataclasses
+
+    fetched = _fetch_file(client, cache, dist, progress)
+    found = fetch_provenance(client, dist, policy) if policy is not None else None
+    if found is None:
+        return fetched
+    return dataclasses.replace(fetched, provenance=found[0], provenance_source=found[1])
+
+
+def _fetch_file(client: Client, cache: Cache, dist: PlannedDist,
+                progress: Progress | None) -> FetchedFile:
     algos = _algorithms(dist)
     filename = dist.file.filename
     for digest in _known_sha256(dist):
@@ -90,7 +143,8 @@ def fetch_one(client: Client, cache: Cache, dist: PlannedDist,
 
 
 def fetch_all(client: Client, cache: Cache, dists: Sequence[PlannedDist], *,
-              jobs: int = 8, progress: Progress | None = None) -> list[FetchedFile]:
+              jobs: int = 8, progress: Progress | None = None,
+              policy: AttestationPolicy | None = None) -> list[FetchedFile]:
     """Fetch `dists` in parallel; the first failure is raised after the others stop."""
     if not dists:
         return []
@@ -100,7 +154,7 @@ def fetch_all(client: Client, cache: Cache, dists: Sequence[PlannedDist], *,
     progress.start("Downloading", total)
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(dists)))) as pool:
-            futures = [pool.submit(fetch_one, client, cache, d, progress) for d in dists]
+            futures = [pool.submit(fetch_one, client, cache, d, progress, policy) for d in dists]
             results = []
             errors: list[BaseException] = []
             for fut in futures:

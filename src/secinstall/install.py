@@ -4,6 +4,7 @@ compiled, and only then is the transaction committed."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -41,10 +42,8 @@ def find_installed(target: Target) -> dict[NormalizedName, InstalledDist]:
             if not version:
                 continue
             installer = ""
-            try:
+            with contextlib.suppress(OSError):
                 installer = (Path(entry.path) / "INSTALLER").read_text(encoding="utf-8").strip()
-            except OSError:
-                pass
             key = canonicalize_name(name)
             found.setdefault(key, InstalledDist(key, version, Path(entry.path), installer))
     return found
@@ -72,7 +71,7 @@ def remove_distribution(txn: Transaction, dist: InstalledDist, target: Target) -
     warnings = []
     root = os.path.normpath(target.root)
     paths = _record_paths(dist)
-    pyc = []
+    pyc: list[Path] = []
     for p in paths:
         if p.suffix == ".py":
             cache = p.parent / "__pycache__"
@@ -171,10 +170,9 @@ def compile_bytecode(txn: Transaction, target: Target, sources: Sequence[Path]) 
         import py_compile
 
         for src in sources:
-            try:
+            # like pip: a file that doesn't compile is still installed
+            with contextlib.suppress(py_compile.PyCompileError, SyntaxError, ValueError):
                 py_compile.compile(str(src), doraise=True, quiet=2)
-            except (py_compile.PyCompileError, SyntaxError, ValueError):
-                pass  # like pip: a file that doesn't compile is still installed
         return
     code = ("import sys, py_compile\n"
             "for p in sys.stdin.read().splitlines():\n"
@@ -190,7 +188,8 @@ def compile_bytecode(txn: Transaction, target: Target, sources: Sequence[Path]) 
 
 
 def install_wheels(txn: Transaction, target: Target, wheels: Sequence[VerifiedDist],
-                   replace: Sequence[InstalledDist], *, compile_bytecode_: bool = True) -> list[str]:
+                   replace: Sequence[InstalledDist], *,
+                   compile_bytecode_: bool = True) -> list[str]:
     """Within `txn`: remove `replace`, install `wheels`, compile; returns warnings."""
     from installer import install
     from installer.exceptions import InstallerError

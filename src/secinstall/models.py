@@ -97,6 +97,9 @@ class FetchedFile:
     hashes: Mapping[str, str]
     size: int
     from_cache: bool
+    #: The PEP 740 provenance found for the file (fetched alongside it), and where from.
+    provenance: bytes | None = None
+    provenance_source: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -197,6 +200,24 @@ class Sources:
 
 
 @dataclass(frozen=True)
+class AttestationPolicy:
+    """How PEP 740 attestations are checked (`--attestations`, `--publisher`, ...)."""
+
+    #: "require": refuse files without provenance; "auto": verify what has provenance,
+    #: warn for the rest; "off": don't look (a weakening, reported as such).
+    mode: Literal["require", "auto", "off"] = "auto"
+    instance: Literal["production", "staging"] = "production"
+    #: Publisher pins per project (any one of them must match).
+    pins: Mapping[NormalizedName, tuple[Publisher, ...]] = field(default_factory=dict)
+    #: Projects whose change of publisher the user accepts (trust on first use).
+    accept_change: frozenset[NormalizedName] = frozenset()
+    #: A local directory of `<filename>.provenance` files, for air-gapped use.
+    provenance_dir: Path | None = None
+    #: Where the policy values came from, for `-v` and the report.
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class InstallOptions:
     """Everything `install` was asked to do, after config, environment and CLI merged."""
 
@@ -215,3 +236,4 @@ class InstallOptions:
     no_cache: bool = False
     #: Parallel downloads.
     jobs: int = 8
+    attestations: AttestationPolicy = field(default_factory=AttestationPolicy)

@@ -7,6 +7,7 @@ what is installed is exactly the files that were verified (no second resolution)
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,7 @@ from .resolve import missing_dependencies, resolve
 from .target import Target
 from .transaction import Transaction, environment_lock, recover
 from .verify.hashes import check_hashes
+from .verify.publishers import TrustFile, check_attestation
 from .verify.wheel import WheelInfo, check_wheel
 
 Log = Callable[[str], None]
@@ -65,11 +67,31 @@ def _split(plan: Plan, installed: dict[NormalizedName, InstalledDist],
     return todo, unchanged
 
 
-def verify(fetched: FetchedFile, plan: Plan, target: Target) -> tuple[VerifiedDist, WheelInfo]:
-    """Every check a file must pass before it may be installed."""
+def verify(fetched: FetchedFile, plan: Plan, target: Target, options: InstallOptions,
+           trust: TrustFile | None) -> tuple[VerifiedDist, WheelInfo]:
+    """Every check a file must pass before it may be installed: its hashes, its
+    attestations against the publisher policy, then the archive itself."""
     sources = check_hashes(fetched, require_pin=plan.require_hashes)
+    evidence, note = check_attestation(fetched, options.attestations, trust)
     info = check_wheel(fetched, target.tags)
-    return VerifiedDist(fetched=fetched, hash_sources=sources), info
+    return VerifiedDist(fetched=fetched, hash_sources=sources, attestation=evidence,
+                        attestation_note=note), info
+
+
+def with_index_details(plan: Plan, finder: Finder, jobs: int) -> Plan:
+    """Fill in what pip's report leaves out (provenance URL, upload time, yanked) from
+    the index's own listing of the same files."""
+    names = sorted({d.name for d in plan.items if not d.is_direct})
+    listing = finder.files_many(names, workers=jobs) if names else {}
+    by_name = {(n, f.filename): f for n, files in listing.items() for f in files}
+    items = []
+    for d in plan.items:
+        found = by_name.get((d.name, d.file.filename))
+        if found is not None and found.url == d.file.url:
+            d = dataclasses.replace(d, file=dataclasses.replace(
+                found, hashes={**found.hashes, **d.file.hashes}))
+        items.append(d)
+    return dataclasses.replace(plan, items=tuple(items))
 
 
 def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m: None,
@@ -82,6 +104,8 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
 
         # resolve
         plan = resolve(options, target, finder)
+        if plan.resolver == "pip" and options.attestations.mode != "off":
+            plan = with_index_details(plan, finder, options.jobs)
         outcome = Outcome(target=target, plan=plan)
         todo, outcome.unchanged = _split(plan, find_installed(target), options.force_reinstall)
         log(f"resolved {len(plan.items)} distribution(s) with the {plan.resolver} resolver; "
@@ -91,11 +115,14 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
         cache = Cache(None if options.no_cache else (options.cache_dir or default_cache_dir()))
         try:
             fetched = fetch_all(client, cache, todo, jobs=options.jobs,
-                                progress=progress or NoProgress())
+                                progress=progress or NoProgress(),
+                                policy=options.attestations)
 
             # verify (archives are read in threads: zlib and hashlib release the GIL)
+            trust = TrustFile(target.state_dir)
             with ThreadPoolExecutor(max_workers=2) as pool:
-                checked = list(pool.map(lambda f: verify(f, plan, target), fetched))
+                checked = list(pool.map(lambda f: verify(f, plan, target, options, trust),
+                                        fetched))
             outcome.verified = [v for v, _ in checked]
             outcome.wheel_info = {v.dist.name: i for v, i in checked}
             if plan.resolver == "pinned" and not options.no_deps:
@@ -129,6 +156,8 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
                     warnings = install_wheels(txn, target, outcome.verified, replace,
                                               compile_bytecode_=options.compile_bytecode)
                     txn.commit()
+                TrustFile(target.state_dir).update(
+                    {v.dist.name: v.attestation for v in outcome.verified if v.attestation})
             outcome.notes += warnings
             outcome.result = InstallResult(installed=tuple(outcome.verified),
                                            removed=tuple(replace),

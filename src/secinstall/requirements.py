@@ -1,4 +1,4 @@
-"""Requirements and constraints files in pip's format, and requirement strings from the command line."""
+"""Requirements and constraints files in pip's format, and requirement strings."""
 
 from __future__ import annotations
 
@@ -69,13 +69,12 @@ _NAME_AT_URL = "write `name @ URL` instead, e.g. `name @ file:///path/to/name-1.
 _REFUSED = {
     "editables": "editable requirements are built from source, which secinstall never does; "
     + _NAME_AT_URL,
-    "no_binary": "--no-binary is not supported: secinstall installs wheels only",
-    "config_settings": "--config-settings is not supported: secinstall never builds from source",
-    "no_require_hashes": "--no-require-hashes is not supported: pinned hashes are always checked",
-    "features_enabled": "--use-feature is not supported (secinstall has no pip feature flags); "
-    "remove it",
-    "all_releases": "--all-releases is not supported; use --pre to allow pre-releases",
-    "only_final": "--only-final is not supported; final releases are the default",
+    "no_binary": "not supported: secinstall installs wheels only",
+    "config_settings": "not supported: secinstall never builds from source",
+    "no_require_hashes": "not supported: pinned hashes are always checked",
+    "features_enabled": "not supported (secinstall has no pip feature flags); remove it",
+    "all_releases": "not supported; use --pre to allow pre-releases",
+    "only_final": "not supported; final releases are the default",
 }
 # Accepted and ignored: secinstall only installs wheels anyway.
 _IGNORED = frozenset({"only_binary", "prefer_binary"})
@@ -280,7 +279,9 @@ class _State:
             return
         for dest, opt in given.items():
             if dest in _REFUSED:
-                self.problems.append(f"{loc}: {_REFUSED[dest]}")
+                value = getattr(opts, dest)
+                shown = opt if value is True else f"{opt} {' '.join(value)}"
+                self.problems.append(f"{loc}: {shown}: {_REFUSED[dest]}")
             elif dest == "hashes":
                 self.problems.append(
                     f"{loc}: {opt} without a requirement; is the `\\` missing at the end "
@@ -339,7 +340,7 @@ class _State:
         for link in opts.find_links or ():
             # pip: a find-links path is relative to the requirements file when it exists there.
             beside = os.path.join(os.path.dirname(os.path.abspath(path)), link)
-            self.find_links.append(beside if os.path.exists(beside) else link)
+            self.find_links.append(beside if Path(beside).exists() else link)
         self.trusted_hosts.extend(opts.trusted_hosts or ())
         self.require_hashes = self.require_hashes or bool(opts.require_hashes)
         self.pre = self.pre or bool(opts.pre)

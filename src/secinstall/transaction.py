@@ -188,7 +188,7 @@ def undo(txn_dir: Path) -> None:
 
 def recover(state_dir: Path) -> list[str]:
     """Finish or undo transactions left by killed processes; call with the lock held."""
-    done = []
+    done: list[str] = []
     if not state_dir.is_dir():
         return done
     for txn_dir in sorted(state_dir.glob("txn-*")):

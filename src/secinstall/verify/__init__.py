@@ -1,0 +1,1 @@
+"""Checks a fetched file must pass before it is installed."""

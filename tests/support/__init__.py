@@ -1,0 +1,1 @@
+"""Test helpers: a local HTTPS package index, a wheel builder, directory snapshots."""
