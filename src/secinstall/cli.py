@@ -167,7 +167,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sigstore-instance", choices=("production", "staging"),
                    default="production", help="Sigstore trust root (default production)")
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser(
+        "sbom", parents=[common], help="write an SBOM of an environment",
+        description="Write one SBOM for a whole environment: the fragments secinstall wrote "
+                    "at each install (with hashes and verification evidence), merged with "
+                    "every other installed distribution (marked unverified) and the SBOMs "
+                    "that packages ship under PEP 770.")
+    _add_target_options(p)
+    p.add_argument("--format", choices=("cyclonedx-json", "spdx-json"),
+                   default="cyclonedx-json", help="output format (default cyclonedx-json)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    p.set_defaults(func=_cmd_sbom)
+
+    p = sub.add_parser(
+        "recover", parents=[common], help="finish or roll back an interrupted install",
+        description="Finish or roll back a transaction that a killed secinstall process "
+                    "left in the environment (every install does this first, too).")
+    _add_target_options(p)
+    p.set_defaults(func=_cmd_recover)
     return parser
+
+
+def _add_target_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--python", metavar="PATH",
+                   help="the environment of this interpreter (or virtual environment "
+                        "directory); default: the one running secinstall")
+    p.add_argument("-t", "--target", metavar="DIR", help="a --target directory")
+    p.add_argument("--prefix", metavar="DIR", help="a --prefix directory")
+
+
+def _cmd_sbom(args: argparse.Namespace, out: _Output) -> int:
+    from .sbom import environment_sbom
+    from .target import resolve_target
+
+    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
+    text = environment_sbom(target, fmt=args.format)
+    if args.output and args.output != "-":
+        Path(args.output).write_text(text, encoding="utf-8")
+        out.info(f"wrote {args.format} SBOM of {target.root} to {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_recover(args: argparse.Namespace, out: _Output) -> int:
+    from .target import resolve_target
+    from .transaction import environment_lock, recover
+
+    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
+    with environment_lock(target.state_dir):
+        done = recover(target.state_dir)
+    for line in done:
+        out.info(line)
+    if not done:
+        out.info(f"nothing to recover in {target.root}")
+    return 0
 
 
 def _cmd_verify(args: argparse.Namespace, out: _Output) -> int:
@@ -415,6 +470,8 @@ def _cmd_install(args: argparse.Namespace, out: _Output) -> int:
     elif names:
         removed = ", ".join(f"{d.name} {d.version}" for d in outcome.result.removed)
         out.info(f"Installed: {names}" + (f" (replaced {removed})" if removed else ""))
+        if outcome.sbom is not None:
+            out.debug(f"SBOM fragment: {outcome.sbom}")
     if args.report:
         report = json.dumps(build_report(outcome, weakened=weakened), indent=2)
         if args.report == "-":

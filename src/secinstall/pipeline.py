@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from packaging.utils import NormalizedName
 
@@ -32,7 +33,7 @@ from .models import (
     VerifiedDist,
 )
 from .progress import NoProgress, Progress
-from .resolve import missing_dependencies, resolve
+from .resolve import missing_dependencies, resolve, suggest_pins
 from .target import Target
 from .transaction import Transaction, environment_lock, recover
 from .verify.hashes import check_hashes
@@ -53,6 +54,8 @@ class Outcome:
     unchanged: list[InstalledDist] = field(default_factory=list)
     result: InstallResult | None = None
     notes: list[str] = field(default_factory=list)
+    #: The SBOM fragment written for this install.
+    sbom: Path | None = None
 
 
 def _split(plan: Plan, installed: dict[NormalizedName, InstalledDist],
@@ -104,7 +107,7 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
 
         # resolve
         plan = resolve(options, target, finder)
-        if plan.resolver == "pip" and options.attestations.mode != "off":
+        if plan.resolver == "pip":
             plan = with_index_details(plan, finder, options.jobs)
         outcome = Outcome(target=target, plan=plan)
         todo, outcome.unchanged = _split(plan, find_installed(target), options.force_reinstall)
@@ -134,9 +137,9 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
                 if missing:
                     raise HashesRequiredError(
                         f"the pinned requirements are incomplete: {len(missing)} "
-                        "dependenc(ies) have no pin (or a pin that doesn't fit); pin them "
-                        "with name==version --hash=..., or pass --no-deps",
-                        details=missing,
+                        "dependenc(ies) have no pin (or a pin that doesn't fit); add these "
+                        "lines after checking them, or pass --no-deps:",
+                        details=suggest_pins(missing, finder, target, pre=options.pre),
                     )
             for info in outcome.wheel_info.values():
                 outcome.notes += [f"{info.metadata.get('name')} installs {p}, which runs code "
@@ -155,14 +158,19 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
                 with Transaction(target.state_dir) as txn:
                     warnings = install_wheels(txn, target, outcome.verified, replace,
                                               compile_bytecode_=options.compile_bytecode)
+                    outcome.result = InstallResult(installed=tuple(outcome.verified),
+                                                   removed=tuple(replace),
+                                                   unchanged=tuple(outcome.unchanged),
+                                                   warnings=tuple(warnings))
+                    # record: the SBOM fragment is part of the transaction
+                    if outcome.verified:
+                        from .sbom import write_fragment
+
+                        outcome.sbom = write_fragment(txn, outcome, indexes=src.index_urls)
                     txn.commit()
                 TrustFile(target.state_dir).update(
                     {v.dist.name: v.attestation for v in outcome.verified if v.attestation})
             outcome.notes += warnings
-            outcome.result = InstallResult(installed=tuple(outcome.verified),
-                                           removed=tuple(replace),
-                                           unchanged=tuple(outcome.unchanged),
-                                           warnings=tuple(warnings))
             return outcome
         finally:
             cache.close()

@@ -448,12 +448,36 @@ def _looks_like_path(text: str) -> bool:
     )
 
 
+def _wheel_reference(text: str, where: str) -> str | None:
+    """`name @ URL` for a wheel given by path or URL alone (its name is in the file name),
+    as pip accepts `pip install ./dist/pkg-1.0-py3-none-any.whl`."""
+    if not text.lower().endswith(".whl") or " @ " in text:
+        return None
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    url = text if _url_scheme(text) else None
+    filename = text.rsplit("/", 1)[-1]
+    try:
+        project = parse_wheel_filename(urllib.parse.unquote(filename))[0]
+    except InvalidWheelFilename as exc:
+        raise RequirementsError(f"{where}: {text!r}: {exc}") from exc
+    if url is None:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise RequirementsError(f"{where}: {text!r}: no such wheel file")
+        url = path.resolve().as_uri()
+    return f"{project} @ {url}"
+
+
 def _parse_req_string(text: str, where: str) -> Requirement:
     text = text.strip()
     # pip splits markers off first, at "; " for URLs and at ";" otherwise.
     name, _, marker = text.partition("; " if _url_scheme(text) else ";")
     name, marker = name.strip(), marker.strip()
     before_at = name.split("@", 1)[0].strip()
+    wheel = _wheel_reference(name, where)
+    if wheel is not None:
+        return Requirement(f"{wheel} ; {marker}" if marker else wheel)
     if _url_scheme(before_at):
         raise RequirementsError(
             f"{where}: {name!r} is a URL without a project name; {_NAME_AT_URL}"

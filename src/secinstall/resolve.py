@@ -14,6 +14,7 @@ import sys
 import tempfile
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -390,8 +391,18 @@ def plan_from_report(report: Mapping[str, Any], options: InstallOptions,
     return Plan(items=tuple(plan), resolver="pip", require_hashes=require_hashes)
 
 
+@dataclass(frozen=True)
+class MissingDependency:
+    """A requirement of a planned distribution that the plan does not satisfy."""
+
+    req: Requirement
+    via: str
+    #: The version the plan has, when it has one that doesn't fit.
+    have: str | None = None
+
+
 def missing_dependencies(plan: Plan, requires: Mapping[NormalizedName, Sequence[str]],
-                         target: Target) -> list[str]:
+                         target: Target) -> list[MissingDependency]:
     """Requirements of planned distributions that the (pinned) plan does not satisfy."""
     versions = {d.name: d.version for d in plan.items}
     missing = []
@@ -403,6 +414,32 @@ def missing_dependencies(plan: Plan, requires: Mapping[NormalizedName, Sequence[
                 continue
             have = versions.get(canonicalize_name(req.name))
             if have is None or not req.specifier.contains(have, prereleases=True):
-                found = f" (the plan has {have})" if have else ""
-                missing.append(f"{req}    # via {dist.name}=={dist.version}{found}")
+                missing.append(MissingDependency(req, f"{dist.name}=={dist.version}", have))
     return missing
+
+
+def suggest_pins(missing: Sequence[MissingDependency], finder: Finder, target: Target,
+                 *, pre: bool = False) -> list[str]:
+    """A pin ready to paste for each missing dependency: the newest version the index
+    has that fits, with the hash the index gives for its best wheel."""
+    names = sorted({m.req.name for m in missing})
+    listing = finder.files_many(names) if names else {}
+    lines = []
+    for m in missing:
+        files = listing.get(m.req.name, [])
+        versions = sorted({v for f in files if (v := _file_version(f)) is not None
+                           and m.req.specifier.contains(v, prereleases=pre or None)},
+                          reverse=True)
+        why = f"    # via {m.via}" + (f" (the plan has {m.have})" if m.have else "")
+        for version in versions:
+            try:
+                best = choose_file(m.req.name, str(version), files, target, {}, m.via)
+            except ResolveError:
+                continue
+            pins = " ".join(f"--hash={a}:{h}" for a, h in sorted(best.hashes.items()))
+            lines.append(f"{canonicalize_name(m.req.name)}=={version} "
+                         f"{pins or '--hash=sha256:<the index gives none>'}{why}")
+            break
+        else:
+            lines.append(f"{m.req}{why}    (no fitting wheel found on the indexes)")
+    return lines

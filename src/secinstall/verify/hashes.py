@@ -15,12 +15,15 @@ def check_hashes(fetched: FetchedFile, *, require_pin: bool) -> tuple[str, ...]:
     index_bad = [(a, h) for a, h in dist.file.hashes.items() if a in got and got[a] != h]
     if index_bad:
         algo, want = index_bad[0]
+        who = "pip's resolver" if dist.file.origin == "pip report" else "the index"
         raise HashMismatchError(
-            f"{name} does not match the hash the index gives for it: the index says "
+            f"{name} does not match the hash {who} gives for it: {who} says "
             f"{algo}:{want}, the downloaded file has {algo}:{got[algo]} (from {dist.file.url})",
         )
     if any(a in got for a in dist.file.hashes):
-        sources.append("index")
+        # A hash only pip's report gave may be one pip computed itself (a link with no
+        # hash): it is checked, but not counted as the index's word.
+        sources.append("resolver" if dist.file.origin == "pip report" else "index")
     if dist.pinned:
         checked = [a for a in dist.pinned if a in got]
         if not any(got[a] in dist.pinned[a] for a in checked):

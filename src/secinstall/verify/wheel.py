@@ -58,6 +58,47 @@ def _member_problems(name: str) -> str | None:
     return None
 
 
+def _same_version(a: str, b: str) -> bool | None:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return None if not a else a == b
+
+
+def _data_problems(names: set[str], data_dir: str) -> list[str]:
+    """Files under `<name>.data/` must sit in a known scheme directory (installer only
+    finds out while writing, after other files were written)."""
+    from installer.utils import SCHEME_NAMES
+
+    problems = []
+    for name in sorted(names):
+        head, _, rest = name.partition("/")
+        if head != data_dir or not rest or name.endswith("/"):
+            continue
+        scheme = rest.split("/", 1)[0]
+        if scheme not in SCHEME_NAMES or "/" not in rest:
+            problems.append(f"{name}: not inside a known .data scheme directory "
+                            f"({', '.join(SCHEME_NAMES)})")
+    return problems
+
+
+def _entry_point_problems(text: str) -> list[str]:
+    """Script names become file names in the scripts directory: no paths allowed."""
+    from installer.utils import parse_entrypoints
+
+    problems = []
+    try:
+        entries = list(parse_entrypoints(text))
+    except ValueError as exc:
+        return [f"entry_points.txt: {exc}"]
+    for name, _module, _attr, _section in entries:
+        if not name or "/" in name or "\\" in name or name.startswith(".") or ":" in name:
+            problems.append(f"entry_points.txt: script name {name!r} is a path, not a name")
+    return problems
+
+
 def check_wheel(fetched: FetchedFile, target_tags: tuple[str, ...]) -> WheelInfo:
     """Refuse a wheel that can't be installed safely; return what install needs."""
     from installer.exceptions import InstallerError
@@ -100,9 +141,14 @@ def check_wheel(fetched: FetchedFile, target_tags: tuple[str, ...]) -> WheelInfo
                 raise WheelError(f"{path.name} is refused: {problems[0]}", details=problems)
             source = WheelFile(zf)
             dist_info = source.dist_info_dir
-            dist_name = dist_info[: -len(".dist-info")].rpartition("-")[0]
+            dist_name, _, dist_version = dist_info[: -len(".dist-info")].rpartition("-")
             if canonicalize_name(dist_name) != dist.name:
                 problems.append(f"its .dist-info directory {dist_info} names another project")
+            if _same_version(dist_version, str(version)) is False:
+                problems.append(f"its .dist-info directory {dist_info} names another version")
+            problems += _data_problems(seen, source.data_dir)
+            if "entry_points.txt" in source.dist_info_filenames:
+                problems += _entry_point_problems(source.read_dist_info("entry_points.txt"))
             try:
                 source.validate_record(validate_contents=True)
             except (InstallerError, ValueError) as exc:
@@ -115,8 +161,10 @@ def check_wheel(fetched: FetchedFile, target_tags: tuple[str, ...]) -> WheelInfo
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError,
             InstallerError) as exc:
         raise WheelError(f"{path.name} is not a readable wheel: {exc}") from exc
-    if str(meta.get("version", "")) and canonicalize_name(str(meta.get("name", ""))) != dist.name:
+    if canonicalize_name(str(meta.get("name", ""))) != dist.name:
         problems.append(f"METADATA names {meta.get('name')}, not {dist.name}")
+    if _same_version(str(meta.get("version", "")), str(version)) is False:
+        problems.append(f"METADATA says version {meta.get('version')}, the file name {version}")
     if problems:
         raise WheelError(f"{path.name} is refused: {problems[0]}", details=problems)
     return WheelInfo(metadata=meta, requires_dist=tuple(meta.get("requires_dist", ())),

@@ -1,0 +1,484 @@
+"""`secinstall install` end to end: a real HTTPS index, real wheels, real virtual environments."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from packaging.utils import parse_wheel_filename
+from secinstall.cli import main
+from secinstall.resolve import SDIST_HINT
+from tests.conftest import Venv, run_in
+from tests.support.index import LocalIndex
+from tests.support.snapshot import snapshot
+from tests.support.wheels import WheelMaker, build_sdist
+
+CACHE_TAG = sys.implementation.cache_tag  # the test venvs are made from this interpreter
+
+APP_FILES = {
+    "app/__init__.py": 'import lib\n__version__ = "1.0"\n',
+    "app/cli.py": (
+        "import app, lib\n\n"
+        "def main():\n"
+        '    print(f"app {app.__version__} with lib {lib.__version__}")\n'
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Secinstall:
+    """`python -m secinstall install` in-process, pointed at the local index."""
+
+    index: LocalIndex
+    ca_file: Path
+    tmp: Path
+    capsys: pytest.CaptureFixture[str]
+    files: int = 0
+
+    def __call__(self, *args: str | Path, local: bool = True) -> Run:
+        argv = ["install", *map(str, args)]
+        if local:
+            argv += ["--index-url", self.index.url, "--cert", str(self.ca_file),
+                     "--cache-dir", str(self.tmp / "cache")]
+        code = main(argv)
+        out, err = self.capsys.readouterr()
+        print("ARGS", argv[1:4], "CODE", code, "\nOUT", out, "\nERR", err, file=sys.__stderr__)
+        return Run(code, out, err)
+
+    def requirements(self, *lines: str) -> Path:
+        """A new requirements file holding `lines`."""
+        self.files += 1
+        path = self.tmp / f"requirements-{self.files}.txt"
+        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        return path
+
+    def pinned(self, *wheels: Path) -> tuple[str, Path]:
+        """`-r FILE` arguments for a requirements file pinning exactly `wheels`."""
+        return "-r", self.requirements(*map(pin, wheels))
+
+
+@pytest.fixture
+def secinstall(
+    index: LocalIndex, ca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Secinstall:
+    return Secinstall(index, ca_file, tmp_path, capsys)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def pin(wheel: Path) -> str:
+    """The requirements line pinning `wheel` exactly: `name==version --hash=sha256:...`."""
+    name, version, _, _ = parse_wheel_filename(wheel.name)
+    return f"{name}=={version} --hash=sha256:{sha256(wheel)}"
+
+
+def record_of(dist_info: Path) -> dict[str, str]:
+    """RECORD as {path: hash field}."""
+    with (dist_info / "RECORD").open(newline="", encoding="utf-8") as f:
+        return {row[0]: row[1] for row in csv.reader(f) if row}
+
+
+def files_under(root: Path, *tops: str) -> set[str]:
+    found = set()
+    for top in tops:
+        for path in (root / top).rglob("*"):
+            if path.is_file():
+                found.add(path.relative_to(root).as_posix())
+    return found
+
+
+def dist_infos(site: Path, name: str) -> list[str]:
+    return sorted(p.name for p in site.glob(f"{name}-*.dist-info"))
+
+
+@pytest.fixture
+def app_and_lib(index: LocalIndex, make_wheel: WheelMaker) -> dict[str, Path]:
+    """`app` 1.0 (requires lib>=1, has the console script `app-hello`), lib 1.0 and 2.0."""
+    wheels = {
+        "app": make_wheel("app", "1.0", files=APP_FILES, requires=["lib>=1"],
+                          console_scripts={"app-hello": "app.cli:main"}),
+        "lib1": make_wheel("lib", "1.0"),
+        "lib2": make_wheel("lib", "2.0"),
+    }
+    for wheel in wheels.values():
+        index.add(wheel)
+    return wheels
+
+
+# -- resolution and the installed result ------------------------------------------------------
+
+
+def test_resolved_install_imports_runs_and_is_recorded(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path]
+) -> None:
+    run = secinstall("--python", venv.path, "app")
+
+    assert run.code == 0, run.err
+    assert "Installed: " in run.out
+    imported = run_in(venv, "import app, lib; print(app.__version__, lib.__version__)")
+    assert imported.stdout.split() == ["1.0", "2.0"], imported.stderr
+    script = subprocess.run([str(venv.bin / "app-hello")], capture_output=True, text=True,
+                            check=False)
+    assert (script.returncode, script.stdout) == (0, "app 1.0 with lib 2.0\n"), script.stderr
+
+    site = venv.purelib
+    for name, version, requested in (("app", "1.0", True), ("lib", "2.0", False)):
+        dist_info = site / f"{name}-{version}.dist-info"
+        assert (dist_info / "INSTALLER").read_text() == "secinstall\n"
+        assert (dist_info / "REQUESTED").exists() is requested
+        record = record_of(dist_info)
+        on_disk = files_under(site, name, dist_info.name)
+        if name == "app":
+            on_disk.add(os.path.relpath(venv.bin / "app-hello", site).replace(os.sep, "/"))
+        assert set(record) == on_disk
+        for path, field in record.items():
+            if field:  # every hashed entry tells the truth about the installed file
+                algo, _, digest = field.partition("=")
+                actual = hashlib.new(algo, (site / path).read_bytes()).digest()
+                import base64
+
+                assert base64.urlsafe_b64encode(actual).rstrip(b"=").decode() == digest, path
+        pyc = f"{name}/__pycache__/__init__.{CACHE_TAG}.pyc"
+        assert pyc in record
+        assert (site / pyc).read_bytes()[:4] == _magic()
+
+
+def _magic() -> bytes:
+    import importlib.util
+
+    return importlib.util.MAGIC_NUMBER
+
+
+def test_no_compile_writes_no_bytecode(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path]
+) -> None:
+    reqs = secinstall.requirements(pin(app_and_lib["app"]), pin(app_and_lib["lib1"]))
+
+    run = secinstall("--python", venv.path, "--no-compile", "-r", reqs)
+
+    assert run.code == 0, run.err
+    assert not list(venv.purelib.rglob("*.pyc"))
+    for dist_info in ("app-1.0.dist-info", "lib-1.0.dist-info"):
+        assert not [p for p in record_of(venv.purelib / dist_info) if p.endswith(".pyc")]
+    assert run_in(venv, "import app").returncode == 0
+
+
+def test_fully_pinned_input_runs_no_resolver(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path], tmp_path: Path
+) -> None:
+    reqs = secinstall.requirements(pin(app_and_lib["app"]), pin(app_and_lib["lib1"]))
+    report = tmp_path / "report.json"
+
+    run = secinstall("--python", venv.path, "-r", reqs, "--report", report)
+
+    assert run.code == 0, run.err
+    data = json.loads(report.read_text())
+    assert data["secinstall"]["resolver"] == "pinned"
+    assert {i["secinstall"]["filename"]: i["secinstall"]["hash_sources"]
+            for i in data["install"]} == {
+        app_and_lib["app"].name: ["index", "pin"], app_and_lib["lib1"].name: ["index", "pin"]}
+    # The pin chose lib 1.0 although the index has 2.0, and 2.0 was never downloaded.
+    assert run_in(venv, "import lib; print(lib.__version__)").stdout == "1.0\n"
+    assert f"/files/{app_and_lib['lib2'].name}" not in secinstall.index.requests
+
+
+def test_pinned_input_missing_a_dependency_pin_lists_it_ready_to_paste(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path]
+) -> None:
+    reqs = secinstall.requirements(pin(app_and_lib["app"]))
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "-r", reqs)
+
+    assert run.code == 1
+    assert "Traceback" not in run.err
+    # The line to add, and what pulled lib in.
+    assert pin(app_and_lib["lib2"]) in run.err
+    assert "app==1.0" in run.err
+    assert snapshot(venv.path) == before
+
+
+def test_require_hashes_with_unhashed_requirement_lists_missing_pins(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path]
+) -> None:
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "--require-hashes", "app")
+
+    assert run.code == 1
+    assert "Traceback" not in run.err
+    lines = run.err.splitlines()
+    app_line = next(ln for ln in lines if pin(app_and_lib["app"]) in ln)
+    lib_line = next(ln for ln in lines if pin(app_and_lib["lib2"]) in ln)
+    assert "requested" in app_line
+    assert "via app==1.0" in lib_line
+    assert snapshot(venv.path) == before
+
+
+# -- where to ----------------------------------------------------------------------------------
+
+
+def _run_script(script: Path, pythonpath: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(pythonpath), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([str(script)], capture_output=True, text=True, check=False, env=env)
+
+
+def test_target_directory(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path], tmp_path: Path
+) -> None:
+    reqs = secinstall.requirements(pin(app_and_lib["app"]), pin(app_and_lib["lib1"]))
+    target = tmp_path / "vendor"
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.python, "--target", target, "-r", reqs)
+
+    assert run.code == 0, run.err
+    assert (target / "app" / "cli.py").is_file()
+    assert (target / "lib" / "__init__.py").is_file()
+    assert dist_infos(target, "app") == ["app-1.0.dist-info"]
+    script = _run_script(target / "bin" / "app-hello", target)
+    assert script.stdout == "app 1.0 with lib 1.0\n", script.stderr
+    assert snapshot(venv.path) == before  # nothing went into the interpreter's environment
+
+
+def test_prefix(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path], tmp_path: Path
+) -> None:
+    reqs = secinstall.requirements(pin(app_and_lib["app"]), pin(app_and_lib["lib1"]))
+    prefix = tmp_path / "prefix"
+
+    run = secinstall("--python", venv.python, "--prefix", prefix, "-r", reqs)
+
+    assert run.code == 0, run.err
+    site = prefix / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    assert (site / "app" / "cli.py").is_file()
+    assert dist_infos(site, "lib") == ["lib-1.0.dist-info"]
+    script = _run_script(prefix / "bin" / "app-hello", site)
+    assert script.stdout == "app 1.0 with lib 1.0\n", script.stderr
+    assert not (venv.purelib / "app").exists()
+
+
+@pytest.mark.parametrize("form", ["interpreter", "directory"])
+def test_python_option_takes_interpreter_or_environment(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, form: str
+) -> None:
+    wheel = make_wheel("lib", "1.0")
+    secinstall.index.add(wheel)
+    where = venv.python if form == "interpreter" else venv.path
+
+    run = secinstall("--python", where, *secinstall.pinned(wheel))
+
+    assert run.code == 0, run.err
+    assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
+    assert run_in(venv, "import lib; print(lib.__version__)").stdout == "1.0\n"
+
+
+# -- refusals ----------------------------------------------------------------------------------
+
+
+def test_swapped_file_is_refused(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker
+) -> None:
+    good = make_wheel("lib", "1.0")
+    evil = make_wheel("lib", "1.0", files={"lib/__init__.py": "print('pwned')\n"})
+    secinstall.index.add(good, serve_bytes=evil.read_bytes())
+    reqs = secinstall.requirements(pin(good))
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "-r", reqs)
+
+    assert run.code == 1
+    assert "Traceback" not in run.err
+    assert f"{good.name} does not match the hash" in run.err
+    assert sha256(good) in run.err and sha256(evil) in run.err
+    assert snapshot(venv.path) == before
+
+
+def test_wrong_pin_is_refused(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker
+) -> None:
+    listed = make_wheel("lib", "1.0")
+    other = make_wheel("lib", "1.0", files={"lib/__init__.py": "# another build\n"})
+    secinstall.index.add(listed)
+    reqs = secinstall.requirements(pin(other))
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "-r", reqs)
+
+    assert run.code == 1
+    assert "Traceback" not in run.err
+    assert "lib==1.0" in run.err and "matches the hashes pinned" in run.err
+    assert sha256(other) in run.err  # what was pinned, next to what the index has
+    assert snapshot(venv.path) == before
+
+
+@pytest.mark.parametrize("resolver", ["pinned", "pip"])
+def test_sdist_only_project_is_refused(
+    secinstall: Secinstall, venv: Venv, tmp_path: Path, resolver: str
+) -> None:
+    sdist = build_sdist(tmp_path / "dist", "srconly", "1.0")
+    secinstall.index.add(sdist)
+    requirement = f"srconly==1.0 --hash=sha256:{sha256(sdist)}" if resolver == "pinned" \
+        else "srconly"
+    reqs = secinstall.requirements(requirement)
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "-r", reqs)
+
+    assert run.code == 1
+    assert "Traceback" not in run.err
+    assert "srconly" in run.err
+    assert SDIST_HINT in run.err and "--allow-build" in run.err
+    assert snapshot(venv.path) == before
+
+
+# -- upgrades, reinstalls, uninstall by RECORD ----------------------------------------------
+
+
+@pytest.fixture
+def lib_versions(index: LocalIndex, make_wheel: WheelMaker) -> dict[str, Path]:
+    """lib 1.0 has a module `old` that 2.0 no longer has; 2.0 has a module `new`."""
+    wheels = {
+        "1.0": make_wheel("lib", "1.0", files={"lib/__init__.py": '__version__ = "1.0"\ndef main(): pass\n',
+                                               "lib/old.py": "OLD = True\n"},
+                          console_scripts={"lib-tool": "lib:main"}),
+        "2.0": make_wheel("lib", "2.0", files={"lib/__init__.py": '__version__ = "2.0"\n',
+                                               "lib/new.py": "NEW = True\n"}),
+    }
+    for wheel in wheels.values():
+        index.add(wheel)
+    return wheels
+
+
+def _assert_lib_2_replaced_1(venv: Venv) -> None:
+    site = venv.purelib
+    assert dist_infos(site, "lib") == ["lib-2.0.dist-info"]
+    assert sorted(p.name for p in (site / "lib").iterdir()) == ["__init__.py", "__pycache__",
+                                                              "new.py"]
+    assert sorted(p.name for p in (site / "lib" / "__pycache__").iterdir()) == [
+        f"__init__.{CACHE_TAG}.pyc", f"new.{CACHE_TAG}.pyc"]
+    assert not (venv.bin / "lib-tool").exists()  # 1.0's script went with it
+    assert run_in(venv, "import lib; print(lib.__version__)").stdout == "2.0\n"
+
+
+def test_pinned_newer_version_replaces_old_by_record(
+    secinstall: Secinstall, venv: Venv, lib_versions: dict[str, Path]
+) -> None:
+    assert secinstall("--python", venv.path, *secinstall.pinned(lib_versions["1.0"])).code == 0
+    assert (venv.purelib / "lib" / "__pycache__" / f"old.{CACHE_TAG}.pyc").is_file()
+    assert (venv.bin / "lib-tool").is_file()
+
+    run = secinstall("--python", venv.path, *secinstall.pinned(lib_versions["2.0"]))
+
+    assert run.code == 0, run.err
+    assert "replaced lib 1.0" in run.out
+    _assert_lib_2_replaced_1(venv)
+
+
+def test_upgrade_flag_resolves_newest(
+    secinstall: Secinstall, venv: Venv, lib_versions: dict[str, Path]
+) -> None:
+    assert secinstall("--python", venv.path, *secinstall.pinned(lib_versions["1.0"])).code == 0
+    # Without -U pip keeps what satisfies the requirement.
+    assert secinstall("--python", venv.path, "lib").code == 0
+    assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
+
+    run = secinstall("--python", venv.path, "-U", "lib")
+
+    assert run.code == 0, run.err
+    _assert_lib_2_replaced_1(venv)
+
+
+def test_force_reinstall_rewrites_same_version(
+    secinstall: Secinstall, venv: Venv, lib_versions: dict[str, Path]
+) -> None:
+    assert secinstall("--python", venv.path, *secinstall.pinned(lib_versions["1.0"])).code == 0
+    installed = snapshot(venv.path)
+    module = venv.purelib / "lib" / "old.py"
+    module.write_text("OLD = 'tampered'\n")
+    (venv.bin / "lib-tool").unlink()
+
+    run = secinstall("--python", venv.path, "--force-reinstall", *secinstall.pinned(lib_versions["1.0"]))
+
+    assert run.code == 0, run.err
+    assert module.read_text() == "OLD = True\n"
+    # Bytecode records the source's mtime, so only its presence can be compared.
+    assert snapshot(venv.path, ignore=_is_pyc) == {k: v for k, v in installed.items()
+                                                   if not _is_pyc(k)}
+    assert {k for k in snapshot(venv.path) if _is_pyc(k)} == {k for k in installed
+                                                               if _is_pyc(k)}
+
+
+def _is_pyc(path: str) -> bool:
+    return path.endswith(".pyc")
+
+
+def test_same_pinned_version_again_changes_nothing(
+    secinstall: Secinstall, venv: Venv, lib_versions: dict[str, Path]
+) -> None:
+    assert secinstall("--python", venv.path, *secinstall.pinned(lib_versions["1.0"])).code == 0
+    installed = snapshot(venv.path)
+    downloads = [r for r in secinstall.index.requests if r.startswith("/files/")]
+
+    run = secinstall("--python", venv.path, *secinstall.pinned(lib_versions["1.0"]))
+
+    assert run.code == 0, run.err
+    assert "Already installed: lib 1.0" in run.out
+    assert "Installed:" not in run.out
+    assert snapshot(venv.path) == installed
+    assert [r for r in secinstall.index.requests if r.startswith("/files/")] == downloads
+
+
+# -- pip's configuration -----------------------------------------------------------------------
+
+
+def test_pip_index_url_variable_is_honoured(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheel = make_wheel("lib", "1.0")
+    secinstall.index.add(wheel)
+    monkeypatch.setenv("PIP_INDEX_URL", secinstall.index.url)
+    monkeypatch.setenv("PIP_CERT", str(secinstall.ca_file))
+
+    run = secinstall("--python", venv.path, *secinstall.pinned(wheel), local=False)
+
+    assert run.code == 0, run.err
+    assert f"/files/{wheel.name}" in secinstall.index.requests
+    assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
+
+
+def test_isolated_ignores_pip_variables(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheel = make_wheel("lib", "1.0")
+    secinstall.index.add(wheel)
+    monkeypatch.setenv("PIP_INDEX_URL", secinstall.index.url)
+    before = snapshot(venv.path)
+
+    # A proxy that refuses connections keeps this offline: we only need to see which
+    # index was asked.
+    run = secinstall("--python", venv.path, "--isolated", "--cert", secinstall.ca_file,
+                     "--proxy", "http://127.0.0.1:9", "--retries", "0", *secinstall.pinned(wheel),
+                     local=False)
+
+    assert run.code == 1
+    assert "https://pypi.org/simple/lib/" in run.err
+    assert "Traceback" not in run.err
+    assert secinstall.index.requests == []
+    assert snapshot(venv.path) == before
