@@ -4,9 +4,14 @@ by the hash the index or a pin gives for it, and what is found is what was verif
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
+
+from .errors import FetchError
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def default_cache_dir() -> Path:
@@ -27,9 +32,17 @@ class Cache:
         self.files = self.root / "files" / "sha256"
 
     def path_for(self, sha256: str, filename: str) -> Path:
+        # Both come from an index (or pip's report): neither may lead out of the cache.
+        if not _SHA256.fullmatch(sha256):
+            raise FetchError(f"refusing {sha256!r} as a sha256 digest for the cache")
+        if filename in ("", ".", "..") or any(c in filename for c in "/\\\0"):
+            raise FetchError(f"refusing the file name {filename!r}: an index must name a "
+                             "file, not a path")
         return self.files / sha256[:2] / sha256 / filename
 
     def lookup(self, sha256: str, filename: str) -> Path | None:
+        if not _SHA256.fullmatch(sha256):
+            return None  # a malformed hash from an index: nothing cached under it
         path = self.path_for(sha256, filename)
         return path if path.is_file() else None
 

@@ -69,6 +69,14 @@ def _add_install_options(p: argparse.ArgumentParser) -> None:
                    help="reinstall even when the same version is installed")
     g.add_argument("--pre", action="store_true", default=None,
                    help="include pre-release and development versions")
+    g.add_argument("--extra", action="append", default=[], metavar="NAME",
+                   help="with -r pylock.toml: select this extra from the lock (repeatable)")
+    g.add_argument("--group", action="append", default=[], metavar="NAME",
+                   help="with -r pylock.toml: select this dependency group instead of the "
+                        "lock's default groups (repeatable)")
+    g.add_argument("--require-lock", metavar="PYLOCK",
+                   help="refuse to install anything this pylock.toml doesn't pin (same "
+                        "version, and a hash the lock lists)")
     g = p.add_argument_group("where from")
     g.add_argument("-i", "--index-url", metavar="URL",
                    help="base URL of the package index (default https://pypi.org/simple/)")
@@ -151,6 +159,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_install)
 
     p = sub.add_parser(
+        "lock", parents=[common], help="resolve, verify and write a lock file",
+        description="Resolve the requirements exactly as install would, download and "
+                    "verify every file (hashes, attestations, wheel checks), and write a "
+                    "pylock.toml (PEP 751) with each wheel's URL, size, upload time and "
+                    "hashes and each package's verified publisher (attestation-identities), "
+                    "or a hashed requirements file. Nothing is installed.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_install_options(p)
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="where to write (default: pylock.toml, or stdout for "
+                        "--format requirements)")
+    p.add_argument("--format", choices=("pylock", "requirements"), default="pylock",
+                   help="pylock (PEP 751, default) or a hashed requirements file")
+    p.set_defaults(func=_cmd_lock)
+
+    p = sub.add_parser(
         "verify", parents=[common], help="verify local distribution files' attestations",
         description="Verify local wheels and sdists against their PEP 740 provenance (or a "
                     "bare attestation) and a publisher policy, without installing anything. "
@@ -186,6 +210,69 @@ def build_parser() -> argparse.ArgumentParser:
                     "left in the environment (every install does this first, too).")
     _add_target_options(p)
     p.set_defaults(func=_cmd_recover)
+
+    p = sub.add_parser(
+        "serve", parents=[common], help="serve a local index of verified wheels",
+        description="A local package index (PEP 503/691) in front of the upstream index: "
+                    "it lists the upstream's wheels, and serves a file only after it passed "
+                    "the checks of `install` (sha256 against the index, PEP 740 attestations "
+                    "and publisher policy, the archive); a refused file is answered with "
+                    "HTTP 403 and the reason, which pip shows. Source distributions are not "
+                    "listed. Plain http, on a loopback address only. Point pip at it with "
+                    "`secinstall hook enable` or --index-url http://127.0.0.1:PORT/simple/.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_serve_options(p)
+    p.add_argument("--python", metavar="PATH",
+                   help="check (and record) trusted publishers in this environment's "
+                        ".secinstall/publishers.json (trust on first use); default: pins only")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="loopback address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, metavar="N",
+                   help="port to listen on (default 8740, the one `hook enable` uses; 0: any)")
+    p.add_argument("--unsafe-listen-on-network", action="store_true",
+                   help="allow a --host that is not a loopback address: clients then fetch "
+                        "over plain http across the network, where answers can be changed")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "hook", parents=[common], help="point pip's configuration at `secinstall serve`",
+        description="enable: set index-url = http://127.0.0.1:PORT/simple/ in one of pip's "
+                    "configuration files (other index settings are commented out, or "
+                    "overridden when another file sets them), after saving the file; pip "
+                    "then installs only through `secinstall serve`, which must be running. "
+                    "disable: put the saved file back byte for byte (or remove the file "
+                    "when there was none).")
+    p.add_argument("action", choices=("enable", "disable"))
+    scope = p.add_mutually_exclusive_group()
+    for kind, text in (("user", "the user's file (default)"),
+                       ("site", "the environment's file (of --python, default this one)"),
+                       ("global", "the machine's file")):
+        scope.add_argument(f"--{kind}", dest="scope", action="store_const", const=kind,
+                           help=f"pip's {kind} configuration: {text}")
+    p.add_argument("--port", type=int, metavar="N",
+                   help="port of `secinstall serve` (default 8740)")
+    p.add_argument("--python", metavar="PATH", help="with --site: the environment")
+    p.set_defaults(func=_cmd_hook, scope="user")
+
+    p = sub.add_parser(
+        "run", parents=[common], help="run a command (pip, uv, build) behind the verifying index",
+        description="Run one command with a verifying index (as `secinstall serve`) on a free "
+                    "loopback port as its only package source (PIP_INDEX_URL, "
+                    "UV_DEFAULT_INDEX; pip's and uv's configuration files are not read, so "
+                    "they can't add another). Afterwards, what the command installed into "
+                    "the environment is compared with what was verified, and recorded (SBOM "
+                    "fragment, trusted publishers). Exits with the command's exit code.",
+        epilog="example: secinstall run -- pip install rich",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_serve_options(p)
+    p.add_argument("--python", metavar="PATH",
+                   help="the environment the command installs into (default: $VIRTUAL_ENV, "
+                        "else the one running secinstall)")
+    p.add_argument("--report", metavar="FILE",
+                   help="write what was installed and verified as JSON; '-' for stdout")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
+                   help="the command and its arguments")
+    p.set_defaults(func=_cmd_run)
     return parser
 
 
@@ -222,6 +309,33 @@ def _cmd_recover(args: argparse.Namespace, out: _Output) -> int:
         out.info(line)
     if not done:
         out.info(f"nothing to recover in {target.root}")
+    return 0
+
+
+def _cmd_lock(args: argparse.Namespace, out: _Output) -> int:
+    from .lockfiles.pylock import pylock_text
+    from .lockfiles.requirements import requirements_text
+    from .pipeline import run_install
+
+    options, target, weakened = _install_options(args)
+    # Every file is verified, also those already installed in the target.
+    options = dataclasses.replace(options, dry_run=True, force_reinstall=True)
+    for w in weakened:
+        out.warn(f"verification weakened: {w}")
+    outcome = run_install(options, target, log=out.debug)
+    _attestation_summary(outcome.verified, out)
+    output = args.output or ("pylock.toml" if args.format == "pylock" else "-")
+    if args.format == "pylock":
+        text = pylock_text(outcome, indexes=options.sources.index_urls)
+    else:
+        text = requirements_text(outcome, filename=output)
+    if output == "-":
+        print(text, end="")
+    else:
+        from .lockfiles.requirements import write_atomic
+
+        write_atomic(Path(output), text)
+        out.info(f"Locked {len(outcome.verified)} distribution(s), each verified, in {output}")
     return 0
 
 
@@ -306,13 +420,21 @@ def _install_options(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
         # pip's "site" configuration file lives in the target environment.
         settings = load_pip_settings(os.environ, isolated=args.isolated,
                                      site_prefix=target.root)
-    reqs = parse_files(_as_list(s("requirement", args.requirement, [])),
+    from .errors import RequirementsError
+    from .lockfiles.pylock import is_lock_path
+
+    req_files = _as_list(s("requirement", args.requirement, []))
+    locks = [f for f in req_files if is_lock_path(f)]
+    if locks and (len(locks) > 1 or len(req_files) > 1 or args.requirements_args):
+        raise RequirementsError(
+            "a lock file is installed as a whole: give one pylock.toml and no other "
+            "requirements (use --require-lock FILE to check other requirements against it)")
+    reqs = parse_files([] if locks else req_files,
                        _as_list(s("constraint", args.constraint, [])),
                        args=args.requirements_args)
-    if not reqs.requirements:
-        from .errors import RequirementsError
-
-        raise RequirementsError("nothing to install: give requirements or -r FILE")
+    if not reqs.requirements and not locks:
+        raise RequirementsError("nothing to install: give requirements, -r FILE or "
+                                "-r pylock.toml")
     default_index = Sources().index_url
     index_url = args.index_url or reqs.index_url or s("index-url", None, default_index)
     sources = Sources(
@@ -346,6 +468,10 @@ def _install_options(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
         cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
         no_cache=bool(s("no-cache-dir", args.no_cache_dir, False)),
         jobs=max(1, args.jobs),
+        lock_file=Path(locks[0]) if locks else None,
+        extras=tuple(args.extra),
+        groups=tuple(args.group) if args.group else None,
+        require_lock=Path(args.require_lock) if args.require_lock else None,
     )
     weakened = [f"plain http:// allowed for {h} (--trusted-host)" for h in sources.trusted_hosts]
     policy = attestation_policy(args)
@@ -501,3 +627,213 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; every change was rolled back", file=sys.stderr)
         return 130
+
+
+# --- serve, hook, run: the verifying index -------------------------------------------------
+
+
+def _add_serve_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("upstream (default: pip's configuration, as for install)")
+    g.add_argument("-i", "--index-url", metavar="URL",
+                   help="base URL of the upstream index (default https://pypi.org/simple/)")
+    g.add_argument("--extra-index-url", action="append", default=[], metavar="URL",
+                   help="another upstream index (beware of dependency confusion)")
+    g.add_argument("--no-index", action="store_true", default=None,
+                   help="use no index, only --find-links locations")
+    g.add_argument("-f", "--find-links", action="append", default=[], metavar="PATH_OR_URL",
+                   help="a directory or HTML page of distribution files")
+    g.add_argument("--trusted-host", action="append", default=[], metavar="HOST",
+                   help="allow plain http:// for HOST upstream (weakens security; reported)")
+    g.add_argument("--cert", action="append", default=[], metavar="PATH",
+                   help="also trust the CAs in this PEM bundle (added to the OS trust store)")
+    g.add_argument("--proxy", metavar="URL", help="HTTPS proxy URL")
+    g.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="socket timeout (default 15)")
+    g.add_argument("--retries", type=int, metavar="N",
+                   help="retries for transient network errors (default 5)")
+    g = p.add_argument_group("verification (as for install)")
+    g.add_argument("--attestations", choices=("require", "auto", "off"),
+                   help="PEP 740 attestations: 'auto' (default), 'require' or 'off' (weakens "
+                        "security; reported)")
+    g.add_argument("--publisher", action="append", default=[], metavar="PROJECT=KIND:ID",
+                   help="pin a project's trusted publisher, e.g. "
+                        "sigstore=github:sigstore/sigstore-python")
+    g.add_argument("--accept-publisher-change", action="append", default=[],
+                   metavar="PROJECT", help="accept that PROJECT's publisher changed")
+    g.add_argument("--sigstore-instance", choices=("production", "staging"),
+                   help="Sigstore trust root to verify against (default production)")
+    g.add_argument("--provenance-dir", metavar="DIR",
+                   help="look for <filename>.provenance files here first")
+    g = p.add_argument_group("run")
+    g.add_argument("--cache-dir", metavar="DIR", help="cache directory")
+    g.add_argument("--no-cache-dir", action="store_true", default=None,
+                   help="use a temporary cache")
+    g.add_argument("--isolated", action="store_true",
+                   help="ignore pip's configuration files and PIP_* environment variables")
+
+
+def _serve_settings(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """(ServeSettings, weakened) from the arguments merged with pip's configuration, in
+    which the hook's own index URL stands for the index pip used before the hook."""
+    from .config import load_pip_settings
+    from .hook import unhooked_settings
+    from .models import Sources
+    from .serve import ServeSettings
+
+    settings = unhooked_settings(load_pip_settings(os.environ, isolated=args.isolated),
+                                 os.environ)
+
+    def s(key: str, cli: Any, default: Any = None) -> Any:
+        return _setting(settings, key, cli, default)
+
+    sources = Sources(
+        index_url=str(args.index_url or s("index-url", None, Sources().index_url)),
+        extra_index_urls=tuple(dict.fromkeys(_as_list(s("extra-index-url",
+                                                        args.extra_index_url, [])))),
+        find_links=tuple(dict.fromkeys(_as_list(s("find-links", args.find_links, [])))),
+        no_index=bool(s("no-index", args.no_index, False)),
+        trusted_hosts=tuple(dict.fromkeys(_as_list(s("trusted-host", args.trusted_host, [])))),
+        certs=tuple(_as_list(s("cert", args.cert, []))),
+        timeout=float(s("timeout", args.timeout, 15.0)),
+        retries=int(s("retries", args.retries, 5)),
+        proxy=s("proxy", args.proxy),
+    )
+    policy = attestation_policy(args)
+    weakened = [f"plain http:// allowed for {h} (--trusted-host)" for h in sources.trusted_hosts]
+    if policy.mode == "off":
+        weakened.append("attestations not checked (--attestations off)")
+    cache_dir = s("cache-dir", args.cache_dir)
+    return ServeSettings(
+        sources=sources, policy=policy,
+        cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
+        no_cache=bool(s("no-cache-dir", args.no_cache_dir, False)),
+    ), weakened
+
+
+def _redacted(url: str) -> str:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@")[-1]))
+
+
+def _cmd_serve(args: argparse.Namespace, out: _Output) -> int:
+    from .serve import DEFAULT_PORT, IndexServer
+    from .target import resolve_target
+
+    settings, weakened = _serve_settings(args)
+    if args.python:
+        settings = dataclasses.replace(settings,
+                                       trust_dir=resolve_target(args.python).state_dir)
+    for w in weakened:
+        out.warn(f"verification weakened: {w}")
+    if args.unsafe_listen_on_network:
+        out.warn(f"listening on {args.host}: clients reach this index over plain http, and "
+                 "anyone on the network path can change what they receive")
+
+    def log(message: str) -> None:
+        out.info(message)
+        out.stream.flush()
+
+    server = IndexServer(settings, host=args.host,
+                         port=DEFAULT_PORT if args.port is None else args.port, log=log,
+                         allow_remote=args.unsafe_listen_on_network)
+    try:
+        server.start()
+        upstream = settings.sources.index_urls or settings.sources.find_links
+        log(f"Serving verified wheels at {server.url} from "
+            f"{', '.join(map(_redacted, upstream))} (Ctrl-C stops)")
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    log(f"Stopped: {len(server.index.served)} file(s) served, "
+        f"{len(server.index.refused)} refused")
+    return 0
+
+
+def _cmd_hook(args: argparse.Namespace, out: _Output) -> int:
+    from . import hook
+    from .serve import DEFAULT_PORT
+
+    site_prefix = None
+    if args.python:
+        from .target import resolve_target
+
+        site_prefix = resolve_target(args.python).root
+    if args.action == "disable":
+        result = hook.disable(args.scope, site_prefix=site_prefix)
+        if result.restored:
+            out.info(f"Restored pip's {args.scope} configuration {result.file} as it was "
+                     "before `secinstall hook enable`")
+        else:
+            out.info(f"Removed {result.file} (there was no such file before "
+                     "`secinstall hook enable`)")
+        if result.kept_edited is not None:
+            out.warn(f"{result.file} was edited while hooked; that version is kept as "
+                     f"{result.kept_edited}")
+        return 0
+    port = DEFAULT_PORT if args.port is None else args.port
+    result = hook.enable(args.scope, port, site_prefix=site_prefix)
+    saved = (f"the previous file is saved as {result.backup}" if result.backup
+             else "there was no such file before")
+    out.info(f"pip's {args.scope} configuration {result.file} now points at the verifying "
+             f"index {result.url} ({saved}).")
+    out.info(f"pip now needs `secinstall serve --port {port}` running: without it, every pip "
+             "install fails to connect. Undo with "
+             f"`secinstall hook disable{'' if args.scope == 'user' else ' --' + args.scope}`.")
+    out.debug(f"uv: UV_DEFAULT_INDEX={result.url} (or in uv.toml: [[index]] url = "
+              f"\"{result.url}\", default = true); Poetry: poetry source add --priority "
+              f"primary secinstall {result.url}")
+    for w in result.warnings:
+        out.warn(w)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, out: _Output) -> int:
+    from .run import record, run_command, summary
+    from .target import resolve_target
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    settings, weakened = _serve_settings(args)
+    target = resolve_target(args.python or os.environ.get("VIRTUAL_ENV") or None)
+    settings = dataclasses.replace(settings, trust_dir=target.state_dir)
+    for w in weakened:
+        out.warn(f"verification weakened: {w}")
+
+    def log(message: str) -> None:
+        if out.verbosity >= 0:
+            print(f"secinstall: {message}", file=sys.stderr, flush=True)
+
+    out.debug(f"watching {target.root} for what the command installs")
+    result = run_command(command, settings, target, log=log,
+                         on_start=lambda url: log(f"verifying index at {url}"))
+    try:
+        record(result, indexes=settings.sources.index_urls, weakened=weakened)
+    except SecinstallError as exc:
+        out.warn(f"could not record what was installed: {exc.message}")
+    for change in result.installed:
+        if change.served is None:
+            continue
+        v = change.served.verified
+        who = (f"published by {v.attestation.publisher or v.attestation.identity}"
+               if v.attestation else (v.attestation_note or "no attestation"))
+        out.info(f"Verified and installed: {change.dist.name} {change.dist.version} "
+                 f"({v.fetched.dist.file.filename}, sha256 checked against "
+                 f"{' and '.join(v.hash_sources) or 'nothing known'}; {who})")
+    if result.unverified:
+        out.warn("installed without passing through the verifying index (from the tool's "
+                 "cache, a local file or a direct URL?): "
+                 + ", ".join(f"{d.name} {d.version}" for d in result.unverified))
+    if result.sbom is not None:
+        out.debug(f"SBOM fragment: {result.sbom}")
+    if args.report:
+        text = json.dumps(summary(result), indent=2)
+        if args.report == "-":
+            print(text)
+        else:
+            Path(args.report).write_text(text + "\n", encoding="utf-8")
+    return result.exit_code

@@ -83,8 +83,11 @@ class Client:
     # -- requests ---------------------------------------------------------------------
 
     def get(self, url: str, *, accept: str | None = None,
-            max_bytes: int = MAX_PAGE_BYTES) -> Response:
-        """GET a whole (small) resource: an index page, a provenance object."""
+            max_bytes: int | None = None) -> Response:
+        """GET a whole (small) resource: an index page, a provenance object (at most
+        `max_bytes`, by default `MAX_PAGE_BYTES` as it is when called)."""
+        if max_bytes is None:
+            max_bytes = MAX_PAGE_BYTES
         if url.startswith("file:"):
             path = _file_path(url)
             if path.is_dir():
@@ -185,6 +188,10 @@ class Client:
                 restart()
                 attempt = self._retry_or_raise(url, attempt, f"transfer broken: {exc}")
             finally:
+                # A body left unread (redirect, retry, error, size limit) must not go
+                # back to the pool with its connection: close it (no stray sockets).
+                if not resp.closed:
+                    resp.close()
                 resp.release_conn()
 
     def _redirect(self, url: str, location: str) -> str:

@@ -93,14 +93,15 @@ def parse_html(body: bytes, page_url: str, origin: str) -> list[IndexFile]:
         if not filename.endswith(DIST_SUFFIXES):
             continue
         algo, _, digest = fragment.partition("=")
-        yanked = attrs.get("data-yanked")
+        # A bare `data-yanked` (no value) is HTML for an empty value: yanked, no reason.
+        yanked = (attrs["data-yanked"] or "") if "data-yanked" in attrs else None
         provenance = attrs.get("data-provenance")
         result.append(IndexFile(
             filename=filename,
             url=url,
             hashes={algo: digest.lower()} if algo in HASH_NAMES and digest else {},
             requires_python=attrs.get("data-requires-python") or None,
-            yanked=yanked if yanked is not None else None,
+            yanked=yanked,
             provenance_url=urllib.parse.urljoin(base, provenance) if provenance else None,
             origin=origin,
         ))

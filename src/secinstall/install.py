@@ -209,8 +209,12 @@ def install_wheels(txn: Transaction, target: Target, wheels: Sequence[VerifiedDi
         try:
             with WheelFile.open(v.fetched.path) as source:
                 install(source, dest, _additional_metadata(v))
-        except SecinstallError:
-            raise
+        except SecinstallError as exc:
+            # Raised by our destination (e.g. a directory in the way): name the wheel too.
+            raise InstallError(
+                f"installing {v.fetched.path.name} failed: {exc.message}; every change was "
+                "rolled back", details=exc.details,
+            ) from exc
         except (InstallerError, ValueError, OSError) as exc:
             raise InstallError(
                 f"installing {v.fetched.path.name} failed: {exc}; every change was rolled back",

@@ -52,8 +52,11 @@ class IndexFile:
     size: int | None = None
     #: PEP 740 provenance URL, when the index gives one (PEP 691 api 1.3).
     provenance_url: str | None = None
-    #: The index (or find-links location) that listed the file.
+    #: The index (or find-links location, or lock file) that listed the file.
     origin: str = ""
+    #: Who vouches for `hashes`: "index", "resolver" (pip's report; pip may have computed
+    #: the hash itself) or "lock" (a lock file).
+    hashes_from: Literal["index", "resolver", "lock"] = "index"
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,9 @@ class Plan:
     """What resolution decided: the files to fetch, verify and install."""
 
     items: tuple[PlannedDist, ...]
-    #: "pinned" (no resolver ran) or "pip" (pip's resolver, through its report).
-    resolver: Literal["pinned", "pip"]
+    #: "pinned" (no resolver ran), "lock" (a pylock.toml, no resolver ran) or "pip"
+    #: (pip's resolver, through its report).
+    resolver: Literal["pinned", "lock", "pip"]
     #: True when every distribution must have a pinned hash (pip's hash-checking mode).
     require_hashes: bool = False
 
@@ -237,3 +241,10 @@ class InstallOptions:
     #: Parallel downloads.
     jobs: int = 8
     attestations: AttestationPolicy = field(default_factory=AttestationPolicy)
+    #: A pylock.toml to install from (`-r pylock.toml`); no resolver runs.
+    lock_file: Path | None = None
+    #: Extras and dependency groups to select from the lock (None: its default groups).
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] | None = None
+    #: `--require-lock FILE`: refuse anything this lock does not pin.
+    require_lock: Path | None = None

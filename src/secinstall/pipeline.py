@@ -30,6 +30,7 @@ from .models import (
     InstallResult,
     Plan,
     PlannedDist,
+    Publisher,
     VerifiedDist,
 )
 from .progress import NoProgress, Progress
@@ -97,6 +98,17 @@ def with_index_details(plan: Plan, finder: Finder, jobs: int) -> Plan:
     return dataclasses.replace(plan, items=tuple(items))
 
 
+def _with_lock_pins(options: InstallOptions,
+                    lock_pins: dict[NormalizedName, tuple[Publisher, ...]]) -> InstallOptions:
+    """A lock's attestation identities become publisher pins; a pin the user gave for a
+    project (command line or config) takes precedence over the lock's."""
+    policy = options.attestations
+    pins = {**lock_pins, **policy.pins}
+    origins = {**{f"publisher:{n}": "lock file" for n in lock_pins}, **policy.origins}
+    return dataclasses.replace(options, attestations=dataclasses.replace(
+        policy, pins=pins, origins=origins))
+
+
 def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m: None,
                 progress: Progress | None = None) -> Outcome:
     src = options.sources
@@ -105,14 +117,27 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
                 retries=src.retries, proxy=src.proxy) as client:
         finder = Finder(client, src.index_urls, src.find_links)
 
-        # resolve
-        plan = resolve(options, target, finder)
+        # resolve (a lock file needs no resolver)
+        if options.lock_file is not None:
+            from .lockfiles.pylock import plan_from_pylock
+
+            plan, lock_pins = plan_from_pylock(options.lock_file, target,
+                                               extras=options.extras,
+                                               dependency_groups=options.groups)
+            options = _with_lock_pins(options, lock_pins)
+        else:
+            plan = resolve(options, target, finder)
         if plan.resolver == "pip":
             plan = with_index_details(plan, finder, options.jobs)
+        if options.require_lock is not None:
+            from .lockfiles.guard import restrict_to_lock
+
+            plan = restrict_to_lock(plan, options.require_lock, target)
         outcome = Outcome(target=target, plan=plan)
         todo, outcome.unchanged = _split(plan, find_installed(target), options.force_reinstall)
-        log(f"resolved {len(plan.items)} distribution(s) with the {plan.resolver} resolver; "
-            f"{len(todo)} to install")
+        how = {"lock": "read from the lock file", "pinned": "pinned (no resolver ran)",
+               "pip": "resolved by pip's resolver"}[plan.resolver]
+        log(f"{len(plan.items)} distribution(s) {how}; {len(todo)} to install")
 
         # fetch
         cache = Cache(None if options.no_cache else (options.cache_dir or default_cache_dir()))
@@ -128,7 +153,7 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
                                         fetched))
             outcome.verified = [v for v, _ in checked]
             outcome.wheel_info = {v.dist.name: i for v, i in checked}
-            if plan.resolver == "pinned" and not options.no_deps:
+            if plan.resolver in ("pinned", "lock") and not options.no_deps:
                 requires = {name: info.requires_dist for name, info in outcome.wheel_info.items()}
                 # Already-installed distributions of the plan still bring their requirements.
                 for have in outcome.unchanged:

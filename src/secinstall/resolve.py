@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess  # nosec B404 - runs pip with an argument list, no shell
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import (
     InvalidWheelFilename,
@@ -28,7 +29,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from .errors import HashesRequiredError, ResolveError, SdistRefusedError
+from .errors import HashesRequiredError, ResolveError, SdistRefusedError, TLSError
 from .index import Finder
 from .models import IndexFile, InstallOptions, Plan, PlannedDist, UserRequirement
 from .target import Target
@@ -300,7 +301,12 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
             with open(cert_file, "wb") as out:
                 for cert in options.sources.certs:
                     out.write(Path(cert).read_bytes() + b"\n")
-        cmd = pip_command(options, target, req_file, constraint_file, cert_file)
+        # pip logs why it skipped an index page (a refused certificate, ...) only at info
+        # level, which --quiet hides and which would go to stdout with the report: its
+        # --log file keeps every level.
+        log_file = Path(tmp, "pip.log")
+        cmd = [*pip_command(options, target, req_file, constraint_file, cert_file),
+               "--log", str(log_file)]
         try:
             proc = subprocess.run(  # noqa: S603  # nosec B603 - argument list, no shell
                 cmd, capture_output=True, text=True, check=False, env=_pip_environment(),
@@ -308,6 +314,8 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
             )
         except OSError as exc:
             raise ResolveError(f"can't run pip's resolver: {exc}") from exc
+        if proc.returncode != 0:
+            _raise_tls_failure(log_file)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         summary = next((ln for ln in reversed(lines) if ln.startswith("ERROR:")),
@@ -324,6 +332,29 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
         raise ResolveError("pip's resolver gave no readable report",
                            details=proc.stdout.splitlines()[:20]) from exc
     return plan_from_report(report, options, target)
+
+
+_SSL_PROBLEM = re.compile(
+    r"Could not fetch URL (\S+): There was a problem confirming the ssl certificate: "
+    r"(.*?)(?: - skipping)?$", re.MULTILINE)
+
+
+def _raise_tls_failure(log_file: Path) -> None:
+    """Raise a `TLSError` if pip's log shows an index page refused for its certificate."""
+    try:
+        log = log_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    found = _SSL_PROBLEM.search(log)
+    if found is None:
+        return
+    url, reason = found.groups()
+    host = urllib.parse.urlsplit(url).hostname or url
+    raise TLSError(
+        f"TLS verification failed for {host} (pip's resolver, reading {url}): {reason}. "
+        "For a private index, give its CA bundle with --cert",
+        details=[m.group(0) for m in _SSL_PROBLEM.finditer(log)],
+    )
 
 
 def _via(items: Sequence[Mapping[str, Any]], target: Target) -> dict[str, list[str]]:
@@ -376,7 +407,8 @@ def plan_from_report(report: Mapping[str, Any], options: InstallOptions,
             missing.append(f"{meta['name']}=={meta['version']} {pin}{why}")
         plan.append(PlannedDist(
             name=name, version=str(meta["version"]),
-            file=IndexFile(filename=filename, url=url, hashes=hashes, origin="pip report"),
+            file=IndexFile(filename=filename, url=url, hashes=hashes, origin="pip report",
+                           hashes_from="resolver"),
             pinned=pins.get(name, {}), requested=bool(item.get("requested")),
             requested_extras=tuple(item.get("requested_extras") or ()),
             is_direct=bool(item.get("is_direct")), via=via, metadata=meta,
@@ -409,7 +441,13 @@ def missing_dependencies(plan: Plan, requires: Mapping[NormalizedName, Sequence[
     for dist in plan.items:
         extras = ["", *dist.requested_extras]
         for text in requires.get(dist.name, ()):
-            req = Requirement(text)
+            try:
+                req = Requirement(text)
+            except InvalidRequirement as exc:
+                raise ResolveError(
+                    f"{dist.name}=={dist.version} has an invalid requirement {text!r} in "
+                    f"its metadata: {exc}",
+                ) from exc
             if not applies(req, target, extras):
                 continue
             have = versions.get(canonicalize_name(req.name))

@@ -1,15 +1,528 @@
-"""CycloneDX SBOM fragments (placeholder until the SBOM stage lands)."""
+"""CycloneDX SBOMs: a fragment per install transaction (what was installed and how it was
+verified), and one SBOM of a whole environment, merged from the fragments and what is
+installed now. Built with cyclonedx-python-lib, imported only when an SBOM is made."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import os
+import re
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import getaddresses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from . import __version__
+from .errors import ConfigError, InstallError
+from .install import find_installed
+from .models import VerifiedDist
+from .target import Target
+from .transaction import Transaction
+
+if TYPE_CHECKING:
+    from cyclonedx.model.bom import Bom
+    from cyclonedx.model.component import Component
+    from cyclonedx.model.contact import OrganizationalContact
+    from cyclonedx.model.license import License, LicenseAcknowledgement
+
+    from .pipeline import Outcome
+
+#: Where the fragments live, inside the environment's `.secinstall/`.
+SBOM_DIR = "sbom"
+FORMATS = ("cyclonedx-json", "spdx-json")
+#: A free-text License field longer than this is the licence's full text, not its name.
+MAX_LICENSE_NAME = 200
+#: Bundled (PEP 770) SBOMs are third-party data; a larger one is not read.
+MAX_BUNDLED_BYTES = 16 * 1024**2
+
+# Trove classifiers that name exactly one SPDX licence. The others ("BSD License", "Apache
+# Software License", GPL without a version) name a family, so they stay named licences.
+_CLASSIFIER_SPDX = {
+    "License :: OSI Approved :: MIT License": "MIT",
+    "License :: OSI Approved :: MIT No Attribution License (MIT-0)": "MIT-0",
+    "License :: OSI Approved :: ISC License (ISCL)": "ISC",
+    "License :: OSI Approved :: Zero-Clause BSD (0BSD)": "0BSD",
+    "License :: OSI Approved :: Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
+    "License :: OSI Approved :: Python Software Foundation License": "PSF-2.0",
+    "License :: OSI Approved :: The Unlicense (Unlicense)": "Unlicense",
+    "License :: OSI Approved :: Boost Software License 1.0 (BSL-1.0)": "BSL-1.0",
+    "License :: OSI Approved :: Eclipse Public License 2.0 (EPL-2.0)": "EPL-2.0",
+    "License :: CC0 1.0 Universal (CC0 1.0) Public Domain Dedication": "CC0-1.0",
+    "License :: OSI Approved :: GNU General Public License v2 (GPLv2)": "GPL-2.0-only",
+    "License :: OSI Approved :: GNU General Public License v2 or later (GPLv2+)":
+        "GPL-2.0-or-later",
+    "License :: OSI Approved :: GNU General Public License v3 (GPLv3)": "GPL-3.0-only",
+    "License :: OSI Approved :: GNU General Public License v3 or later (GPLv3+)":
+        "GPL-3.0-or-later",
+    "License :: OSI Approved :: GNU Lesser General Public License v2 (LGPLv2)": "LGPL-2.0-only",
+    "License :: OSI Approved :: GNU Lesser General Public License v2 or later (LGPLv2+)":
+        "LGPL-2.0-or-later",
+    "License :: OSI Approved :: GNU Lesser General Public License v3 (LGPLv3)": "LGPL-3.0-only",
+    "License :: OSI Approved :: GNU Lesser General Public License v3 or later (LGPLv3+)":
+        "LGPL-3.0-or-later",
+    "License :: OSI Approved :: GNU Affero General Public License v3": "AGPL-3.0-only",
+    "License :: OSI Approved :: GNU Affero General Public License v3 or later (AGPLv3+)":
+        "AGPL-3.0-or-later",
+}
+
+# Project-URL labels, normalised as PEP 753 does, by the reference type they are.
+_URL_LABELS = {
+    "homepage": "website",
+    "source": "vcs", "repository": "vcs", "sourcecode": "vcs", "github": "vcs",
+    "documentation": "documentation", "docs": "documentation",
+    "issues": "issue-tracker", "bugs": "issue-tracker", "issue": "issue-tracker",
+    "tracker": "issue-tracker", "issuetracker": "issue-tracker", "bugtracker": "issue-tracker",
+    "changelog": "release-notes", "changes": "release-notes", "releasenotes": "release-notes",
+    "history": "release-notes", "whatsnew": "release-notes",
+}
+_PUBLISHER_HOSTS = {"github": "https://github.com/", "gitlab": "https://gitlab.com/"}
 
 
-def write_fragment(txn: Any, outcome: Any, *, indexes: Sequence[str]) -> Path | None:
-    return None
+# --- writing a fragment ----------------------------------------------------------------
+
+def write_fragment(txn: Transaction, outcome: Outcome, *, indexes: Sequence[str],
+                   weakened: Sequence[str] = ()) -> Path:
+    """Write the fragment of this install to `<state_dir>/sbom/<UTC time>-<id>.cdx.json`,
+    journaled in `txn` (a rollback deletes it) and written atomically."""
+    bom = fragment_bom(outcome, indexes=indexes, weakened=weakened)
+    text = _dumps(bom) + "\n"
+    folder = outcome.target.state_dir / SBOM_DIR
+    stamp = bom.metadata.timestamp.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"{stamp}-{txn.dir.name.removeprefix('txn-')}.cdx.json"
+    part = folder / f".{path.name}.part"
+    try:
+        txn.make_dirs(folder)
+        txn.will_create(part)
+        txn.will_create(path)
+        with part.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(part, path)
+    except OSError as exc:
+        raise InstallError(f"can't write the SBOM fragment {path}: {exc.strerror or exc}; "
+                           "every change was rolled back") from exc
+    return path
 
 
-def environment_sbom(target: Any, *, fmt: str = "cyclonedx-json") -> str:
-    raise NotImplementedError
+def fragment_bom(outcome: Outcome, *, indexes: Sequence[str],
+                 weakened: Sequence[str] = ()) -> Bom:
+    """The CycloneDX BOM of one install: the distributions it installed, with evidence."""
+    from cyclonedx.model import HashAlgorithm, HashType
+    from cyclonedx.model.bom import Bom
+
+    target = outcome.target
+    installed = find_installed(target)
+    components: dict[NormalizedName, Component] = {}
+    requires: dict[NormalizedName, Sequence[str]] = {}
+    extras: dict[NormalizedName, Iterable[str]] = {}
+    for v in outcome.verified:
+        dist = v.dist
+        info = outcome.wheel_info.get(dist.name)
+        meta = dict(info.metadata) if info is not None else dict(dist.metadata or {})
+        comp = _component(meta, dist.name, dist.version, file_name=dist.file.filename)
+        comp.hashes.add(HashType(alg=HashAlgorithm.SHA_256, content=v.fetched.sha256))
+        _add_refs(comp, [("distribution", _redact(dist.file.url), None)])
+        _add_props(comp, _evidence(v))
+        if v.attestation is not None and v.attestation.publisher is not None:
+            publisher = v.attestation.publisher
+            if publisher.kind in _PUBLISHER_HOSTS:
+                _add_refs(comp, [("vcs", _PUBLISHER_HOSTS[publisher.kind] + publisher.repository,
+                                  "source repository of the verified Trusted Publisher")])
+        have = installed.get(dist.name)
+        if have is not None and _same_version(have.version, dist.version):
+            _add_bundled(comp, have.dist_info)
+        components[dist.name] = comp
+        requires[dist.name] = meta.get("requires_dist") or (info.requires_dist if info else ())
+        extras[dist.name] = dist.requested_extras
+
+    bom = Bom(components=components.values())
+    bom.metadata.timestamp = datetime.now(timezone.utc)
+    props = _target_props(target)
+    props += [("secinstall:index-url", _redact(url)) for url in indexes]
+    props.append(("secinstall:resolver", outcome.plan.resolver))
+    if outcome.result is not None:
+        props += [("secinstall:removed", f"{d.name}=={d.version}") for d in outcome.result.removed]
+    props += [("secinstall:weakened", w) for w in weakened]
+    _start(bom, props)
+    _register(bom, components, dependency_edges(requires, extras, target.markers))
+    return bom
+
+
+def _evidence(v: VerifiedDist) -> list[tuple[str, str]]:
+    props = [("secinstall:hash-sources", ",".join(v.hash_sources) or "none")]
+    if v.dist.file.origin:
+        props.append(("secinstall:index", _redact(v.dist.file.origin)))
+    att = v.attestation
+    if att is None:
+        return [*props, ("secinstall:attestation", v.attestation_note or "not verified")]
+    props += [("secinstall:attestation", "verified"),
+              ("secinstall:attestation:identity", att.identity),
+              ("secinstall:attestation:issuer", att.issuer),
+              ("secinstall:attestation:predicate-type", att.predicate_type),
+              ("secinstall:attestation:rekor-log-index", str(att.rekor_log_index)),
+              ("secinstall:attestation:instance", att.instance),
+              ("secinstall:attestation:trust-root", att.trust_root)]
+    if att.integrated_time > 0:
+        when = datetime.fromtimestamp(att.integrated_time, timezone.utc)
+        props.append(("secinstall:attestation:integrated-time",
+                      when.isoformat().replace("+00:00", "Z")))
+    if att.publisher is not None:
+        pub = att.publisher
+        props.append(("secinstall:attestation:publisher", f"{pub.kind}:{pub.repository}"))
+        props += [(f"secinstall:attestation:publisher:{key}", value)
+                  for key, value in (("workflow", pub.workflow),
+                                     ("environment", pub.environment)) if value]
+    return props
+
+
+# --- the environment SBOM --------------------------------------------------------------
+
+@dataclass
+class _Recorded:
+    component: Component
+    fragment: str
+    depends_on: set[NormalizedName]
+
+
+def environment_sbom(target: Target, *, fmt: str = "cyclonedx-json") -> str:
+    """One SBOM of everything installed in `target`: what secinstall installed, with its
+    evidence from the fragments, and everything else marked unverified."""
+    if fmt == "spdx-json":
+        raise ConfigError("--format spdx-json is not supported yet: no maintained SPDX "
+                          "library is available to secinstall; use --format cyclonedx-json")
+    if fmt != "cyclonedx-json":
+        raise ConfigError(f"unknown SBOM format {fmt!r} (supported: cyclonedx-json)")
+    from cyclonedx.model import Property
+    from cyclonedx.model.bom import Bom
+
+    recorded, problems = _read_fragments(target.state_dir / SBOM_DIR)
+    components: dict[NormalizedName, Component] = {}
+    requires: dict[NormalizedName, Sequence[str]] = {}
+    edges: dict[NormalizedName, set[NormalizedName]] = {}
+    for name, have in sorted(find_installed(target).items()):
+        meta, unreadable = _read_metadata(have.dist_info)
+        requires[name] = meta.get("requires_dist", ())
+        rec = recorded.get(name)
+        if (rec is not None and have.installer == "secinstall"
+                and _same_version(str(rec.component.version), have.version)):
+            comp = rec.component
+            _add_props(comp, [("secinstall:verified", "true"),
+                              ("secinstall:fragment", rec.fragment)])
+            edges[name] = set(rec.depends_on)
+        else:
+            if have.installer != "secinstall":
+                why = f"not installed by secinstall (INSTALLER: {have.installer or 'none'})"
+            else:
+                why = "installed by secinstall, but no SBOM fragment records this version"
+            comp = _component(meta, name, have.version, file_name=None)
+            _add_props(comp, [("secinstall:verified", "false"),
+                              ("secinstall:installer", have.installer or "unknown"),
+                              ("secinstall:file-hash", f"unknown: {why}")])
+            if unreadable:
+                comp.properties.add(Property(name="secinstall:metadata", value=unreadable))
+            _add_bundled(comp, have.dist_info)
+        components[name] = comp
+
+    bom = Bom(components=components.values())
+    bom.metadata.timestamp = datetime.now(timezone.utc)
+    _start(bom, [*_target_props(target),
+                 *(("secinstall:unreadable-fragment", p) for p in problems)])
+    for name, targets in dependency_edges(requires, {}, target.markers).items():
+        edges.setdefault(name, set()).update(targets)
+    _register(bom, components, edges)
+    return _dumps(bom)
+
+
+def _read_fragments(folder: Path) -> tuple[dict[NormalizedName, _Recorded], list[str]]:
+    """The newest fragment's component of each distribution, and the unreadable ones."""
+    from cyclonedx.model.bom import Bom
+
+    found: dict[NormalizedName, _Recorded] = {}
+    problems: list[str] = []
+    try:
+        paths = sorted(p for p in folder.iterdir() if p.name.endswith(".cdx.json"))
+    except OSError:
+        return found, problems
+    for path in paths:  # named by UTC time: later ones are newer
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            bom = Bom.from_json(document)  # type: ignore[attr-defined]
+        except Exception as exc:  # a damaged fragment is reported, not fatal
+            problems.append(f"{path.name}: {type(exc).__name__}: {exc}"[:300])
+            continue
+        by_ref = {c.bom_ref.value: canonicalize_name(c.name) for c in bom.components}
+        for comp in bom.components:
+            key = canonicalize_name(comp.name)
+            deps = next((d for d in bom.dependencies if d.ref.value == comp.bom_ref.value), None)
+            targets = {by_ref[d.ref.value] for d in (deps.dependencies if deps else ())
+                       if d.ref.value in by_ref}
+            found[key] = _Recorded(comp, path.name, targets)
+    return found, problems
+
+
+def _read_metadata(dist_info: Path) -> tuple[dict[str, Any], str | None]:
+    from .verify.wheel import metadata_json
+
+    try:
+        return metadata_json((dist_info / "METADATA").read_text(encoding="utf-8")), None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return {}, f"unreadable METADATA: {exc}"
+
+
+# --- building blocks -------------------------------------------------------------------
+
+def _component(meta: Mapping[str, Any], name: NormalizedName, version: str, *,
+               file_name: str | None) -> Component:
+    """A library component from core metadata (PEP 566 JSON): name, purl, licence, people,
+    links. Evidence is added by the caller."""
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.contact import OrganizationalEntity
+    from packageurl import PackageURL
+
+    purl = PackageURL(type="pypi", name=name, version=version,
+                      qualifiers={"file_name": file_name} if file_name else None)
+    authors = _contacts(meta.get("author"), meta.get("author_email"))
+    maintainers = _contacts(meta.get("maintainer"), meta.get("maintainer_email"))
+    supplier_contacts = maintainers or authors
+    supplier = None
+    if supplier_contacts:
+        names = ", ".join(c.name for c in supplier_contacts if c.name)
+        supplier = OrganizationalEntity(name=names or None, contacts=supplier_contacts)
+    summary = str(meta.get("summary") or "").strip()
+    comp = Component(type=ComponentType.LIBRARY, name=str(meta.get("name") or name),
+                     version=version, bom_ref=purl.to_string(), purl=purl,
+                     description=summary or None, licenses=licenses(meta),
+                     authors=authors, supplier=supplier)
+    _add_refs(comp, _metadata_links(meta))
+    return comp
+
+
+def licenses(meta: Mapping[str, Any]) -> list[License]:
+    """The declared licence: the PEP 639 License-Expression, else the licence classifiers
+    as SPDX ids (or names), else the free-text License field."""
+    from cyclonedx.contrib.license.factories import LicenseFactory
+    from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
+    from cyclonedx.spdx import fixup_id
+    from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
+
+    expression = str(meta.get("license_expression") or "").strip()
+    if expression:
+        try:
+            expression = canonicalize_license_expression(expression)
+        except InvalidLicenseExpression:
+            return [_named_license(expression)]
+        spdx_id = fixup_id(expression)
+        if spdx_id is not None:
+            return [DisjunctiveLicense(id=spdx_id, acknowledgement=_declared())]
+        return [LicenseExpression(expression, acknowledgement=_declared())]
+    found: list[License] = []
+    for classifier in meta.get("classifier", ()):
+        if not classifier.startswith("License :: ") or classifier == "License :: OSI Approved":
+            continue
+        spdx = _CLASSIFIER_SPDX.get(classifier)
+        if spdx is not None:
+            found.append(DisjunctiveLicense(id=spdx, acknowledgement=_declared()))
+        else:
+            found.append(_named_license(classifier.rpartition(" :: ")[2]))
+    if found:
+        return found
+    text = " ".join(str(meta.get("license") or "").split())
+    if not text or text.upper() == "UNKNOWN":
+        return []
+    if len(text) > MAX_LICENSE_NAME:
+        return [_named_license(text)]
+    # Before PEP 639 many projects wrote an SPDX id ("MIT") here: keep it as one.
+    return [LicenseFactory().make_from_string(text, license_acknowledgement=_declared())]
+
+
+def _declared() -> LicenseAcknowledgement:
+    from cyclonedx.model.license import LicenseAcknowledgement
+
+    return LicenseAcknowledgement.DECLARED
+
+
+def _named_license(text: str) -> License:
+    from cyclonedx.model.license import DisjunctiveLicense
+
+    if len(text) > MAX_LICENSE_NAME:  # the licence's full text, not its name
+        text = text[:MAX_LICENSE_NAME - 3] + "..."
+    return DisjunctiveLicense(name=text, acknowledgement=_declared())
+
+
+def _contacts(names: Any, emails: Any) -> list[OrganizationalContact]:
+    """People from an Author (or Maintainer) field and its -email field."""
+    from cyclonedx.model.contact import OrganizationalContact
+
+    text = str(names or "").strip()
+    text = "" if text.upper() == "UNKNOWN" else text
+    pairs: list[tuple[str, str]] = []
+    loose: list[str] = []
+    for name, address in getaddresses([str(emails or "")]):
+        name, address = name.strip(), address.strip()
+        if "@" in address:
+            pairs.append((name, address))
+        elif (name or address) and (name or address).upper() != "UNKNOWN":
+            loose.append(name or address)  # not an address (the schema checks): a name
+    # `Author: A, B` with `Author-email: a@x, b@y` names the addresses in order.
+    split = [n.strip() for n in text.split(",")] if text else []
+    if len(pairs) == 1 and text:
+        pairs = [(pairs[0][0] or text, pairs[0][1])]
+    elif pairs and len(split) == len(pairs):
+        pairs = [(n or name, a) for (n, a), name in zip(pairs, split, strict=True)]
+    if not pairs and (text or loose):
+        pairs = [(text or ", ".join(loose), "")]
+    return [OrganizationalContact(name=n or None, email=a or None) for n, a in pairs]
+
+
+def _metadata_links(meta: Mapping[str, Any]) -> list[tuple[str, str, str | None]]:
+    links: list[tuple[str, str, str | None]] = []
+    home = str(meta.get("home_page") or "").strip()
+    if home and home.upper() != "UNKNOWN":
+        links.append(("website", home, None))
+    for entry in meta.get("project_url", ()):
+        label, _, url = str(entry).partition(",")
+        key = "".join(c for c in label.lower() if c not in string.punctuation
+                      and not c.isspace())
+        if key in _URL_LABELS and url.strip():
+            links.append((_URL_LABELS[key], url.strip(), f"Project-URL {label.strip()}"))
+    return links
+
+
+def _add_refs(comp: Component, links: Iterable[tuple[str, str, str | None]]) -> None:
+    from cyclonedx.exception.model import InvalidUriException
+    from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
+
+    for kind, url, comment in links:
+        if not re.match(r"(?i)(https?|file)://", url):
+            continue  # not a link a consumer could follow
+        try:
+            uri = XsUri(url)
+        except InvalidUriException:
+            continue
+        comp.external_references.add(ExternalReference(
+            type=ExternalReferenceType(kind), url=uri, comment=comment))
+
+
+def _add_props(comp: Component, props: Iterable[tuple[str, str]]) -> None:
+    from cyclonedx.model import Property
+
+    for name, value in props:
+        comp.properties.add(Property(name=name, value=value))
+
+
+def _add_bundled(comp: Component, dist_info: Path) -> None:
+    """Nest the components of the distribution's own SBOMs (PEP 770: `.dist-info/sboms/`)."""
+    from cyclonedx.model.bom import Bom
+
+    folder = dist_info / "sboms"
+    if not folder.is_dir():
+        return
+    for path in sorted(p for p in folder.rglob("*.json") if p.is_file()):
+        rel = path.relative_to(dist_info).as_posix()
+        try:
+            if path.stat().st_size > MAX_BUNDLED_BYTES:
+                raise ValueError(f"larger than {MAX_BUNDLED_BYTES} bytes")
+            document = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(document, dict) or document.get("bomFormat") != "CycloneDX":
+                raise ValueError("not a CycloneDX JSON document")
+            bundled = Bom.from_json(document)  # type: ignore[attr-defined]
+        except Exception as exc:  # third-party data: noted, never fatal
+            _add_props(comp, [("secinstall:bundled-sbom:unreadable",
+                               f"{rel}: {type(exc).__name__}: {exc}"[:300])])
+            continue
+        comp.components.update(bundled.components)
+        _add_props(comp, [("secinstall:bundled-sbom", rel)])
+
+
+def dependency_edges(requires: Mapping[NormalizedName, Sequence[str]],
+                     extras: Mapping[NormalizedName, Iterable[str]],
+                     markers: Mapping[str, str]) -> dict[NormalizedName, set[NormalizedName]]:
+    """Who depends on whom among `requires`' keys, by their Requires-Dist evaluated for
+    the target's markers; extras count when requested or asked for by another's requirement."""
+    active = {name: {canonicalize_name(e) for e in extras.get(name, ())} for name in requires}
+    edges: dict[NormalizedName, set[NormalizedName]] = {name: set() for name in requires}
+    changed = True
+    while changed:  # an extra found on one pass can enable requirements seen before it
+        changed = False
+        for name, texts in requires.items():
+            for text in texts:
+                try:
+                    req = Requirement(text)
+                except InvalidRequirement:
+                    continue
+                dep = canonicalize_name(req.name)
+                if dep not in requires or dep == name or not _applies(req, active[name], markers):
+                    continue
+                edges[name].add(dep)
+                new = {canonicalize_name(e) for e in req.extras} - active[dep]
+                if new:
+                    active[dep] |= new
+                    changed = True
+    return edges
+
+
+def _applies(req: Requirement, extras: Iterable[str], markers: Mapping[str, str]) -> bool:
+    if req.marker is None:
+        return True
+    for extra in ("", *sorted(extras)):
+        try:
+            if req.marker.evaluate({**markers, "extra": extra}):
+                return True
+        except (ValueError, KeyError):
+            return False  # a marker the target can't evaluate doesn't apply to it
+    return False
+
+
+def _register(bom: Bom, components: Mapping[NormalizedName, Component],
+              edges: Mapping[NormalizedName, set[NormalizedName]]) -> None:
+    for name, comp in components.items():
+        bom.register_dependency(comp, [components[d] for d in sorted(edges.get(name, ()))
+                                       if d in components])
+
+
+def _target_props(target: Target) -> list[tuple[str, str]]:
+    return [("secinstall:target:python", str(target.python)),
+            ("secinstall:target:python-version", target.python_version),
+            ("secinstall:target:implementation", target.implementation),
+            ("secinstall:target:kind", target.kind),
+            ("secinstall:target:root", str(target.root))]
+
+
+def _start(bom: Bom, props: Iterable[tuple[str, str]]) -> None:
+    from cyclonedx.model import Property
+    from cyclonedx.model.component import Component, ComponentType
+
+    bom.metadata.tools.components.add(Component(
+        type=ComponentType.APPLICATION, name="secinstall", version=__version__))
+    for name, value in props:
+        bom.metadata.properties.add(Property(name=name, value=value))
+
+
+def _dumps(bom: Bom) -> str:
+    from cyclonedx.output.json import JsonV1Dot6
+
+    return JsonV1Dot6(bom).output_as_string(indent=2)
+
+
+def _redact(url: str) -> str:
+    """The URL without credentials (an index URL may carry a token)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="****@" + parts.netloc.rpartition("@")[2]))
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -118,8 +119,9 @@ class Transaction:
             shutil.move(str(path), str(dest))
 
     def remove_dir(self, path: Path) -> None:
-        """Remove an empty directory, restorable on undo."""
-        self._log({"op": "rmdir", "path": str(path)})
+        """Remove an empty directory, restorable on undo (with its permissions)."""
+        mode = stat.S_IMODE(path.stat().st_mode)
+        self._log({"op": "rmdir", "path": str(path), "mode": mode})
         path.rmdir()
 
     # -- ending -------------------------------------------------------------------------
@@ -183,6 +185,8 @@ def undo(txn_dir: Path) -> None:
                 os.replace(backup, path)
         elif op == "rmdir":
             path.mkdir(parents=True, exist_ok=True)
+            if "mode" in entry:
+                path.chmod(entry["mode"])
     shutil.rmtree(txn_dir, ignore_errors=True)
 
 

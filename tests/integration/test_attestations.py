@@ -369,6 +369,71 @@ def test_publisher_drift_refused_then_accepted(
                    "--force-reinstall") == 0
 
 
+def test_provenance_missing_after_a_publisher_was_trusted_is_drift(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], make_wheel: WheelMaker,
+) -> None:
+    """Dropping the provenance must not get around trust on first use: under `auto`, a
+    project whose publisher was recorded is refused when a new file comes without one."""
+    serve_real_wheel(index)
+    assert install(index, ca_file, venv, tmp_path, *wheel_pin(tmp_path)) == 0
+    unattested = make_wheel(PROJECT, "0.0.31")
+    index.add(unattested)
+    upgrade = pinned(tmp_path, f"{PROJECT}==0.0.31", sha256_of(unattested.read_bytes()))
+    capsys.readouterr()
+    before = snapshot(venv.path)
+
+    code = install(index, ca_file, venv, tmp_path, *upgrade)
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"error: publisher drift for {PROJECT}: it was published by {NEW_PUBLISHER} " \
+           f"(workflow release.yml, environment pypi) before, {unattested.name} has no " \
+           "PEP 740 provenance" in err
+    assert f"--accept-publisher-change {PROJECT}" in err
+    assert snapshot(venv.path) == before
+
+    code = install(index, ca_file, venv, tmp_path, *upgrade,
+                   "--accept-publisher-change", PROJECT)
+
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"have no PEP 740 provenance, so their publisher is unverified: {unattested.name}" \
+        in err
+    assert (venv.purelib / "pypi_attestations-0.0.31.dist-info").is_dir()
+    # No new publisher was verified, so the recorded one stays.
+    assert trusted_entry(venv)["publisher"]["repository"] == "pypi/pypi-attestations"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        "[]",
+        '{"projects": [1]}',
+        '{"projects": {"pypi-attestations": {"identity": "x"}}}',
+        '{"projects": {"pypi-attestations": {"publisher": "github:pypi/pypi-attestations"}}}',
+    ],
+    ids=["not-json", "list", "projects-list", "entry-without-publisher", "publisher-string"],
+)
+def test_unreadable_trust_file_refused(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], content: str,
+) -> None:
+    serve_real_wheel(index)
+    trust_file(venv).parent.mkdir()
+    trust_file(venv).write_text(content, encoding="utf-8")
+    before = snapshot(venv.path)
+
+    code = install(index, ca_file, venv, tmp_path, *wheel_pin(tmp_path))
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"error: the trusted-publisher file {trust_file(venv)} is unreadable (" in err
+    assert "Traceback" not in err
+    assert snapshot(venv.path) == before
+
+
 # --- 7. --provenance-dir ---------------------------------------------------------------------
 
 

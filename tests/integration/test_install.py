@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
+import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from packaging.utils import parse_wheel_filename
+
 from secinstall.cli import main
 from secinstall.resolve import SDIST_HINT
 from tests.conftest import Venv, run_in
@@ -22,7 +26,7 @@ from tests.support.wheels import WheelMaker, build_sdist
 
 CACHE_TAG = sys.implementation.cache_tag  # the test venvs are made from this interpreter
 
-APP_FILES = {
+APP_FILES: dict[str, str | bytes] = {
     "app/__init__.py": 'import lib\n__version__ = "1.0"\n',
     "app/cli.py": (
         "import app, lib\n\n"
@@ -56,7 +60,6 @@ class Secinstall:
                      "--cache-dir", str(self.tmp / "cache")]
         code = main(argv)
         out, err = self.capsys.readouterr()
-        print("ARGS", argv[1:4], "CODE", code, "\nOUT", out, "\nERR", err, file=sys.__stderr__)
         return Run(code, out, err)
 
     def requirements(self, *lines: str) -> Path:
@@ -151,18 +154,10 @@ def test_resolved_install_imports_runs_and_is_recorded(
             if field:  # every hashed entry tells the truth about the installed file
                 algo, _, digest = field.partition("=")
                 actual = hashlib.new(algo, (site / path).read_bytes()).digest()
-                import base64
-
                 assert base64.urlsafe_b64encode(actual).rstrip(b"=").decode() == digest, path
         pyc = f"{name}/__pycache__/__init__.{CACHE_TAG}.pyc"
         assert pyc in record
-        assert (site / pyc).read_bytes()[:4] == _magic()
-
-
-def _magic() -> bytes:
-    import importlib.util
-
-    return importlib.util.MAGIC_NUMBER
+        assert (site / pyc).read_bytes()[:4] == importlib.util.MAGIC_NUMBER
 
 
 def test_no_compile_writes_no_bytecode(
@@ -208,13 +203,13 @@ def test_pinned_input_missing_a_dependency_pin_lists_it_ready_to_paste(
 
     assert run.code == 1
     assert "Traceback" not in run.err
-    # The line to add, and what pulled lib in.
-    assert pin(app_and_lib["lib2"]) in run.err
-    assert "app==1.0" in run.err
+    # The line to add (the newest lib that fits), and what pulled lib in.
+    line = next((ln for ln in run.err.splitlines() if pin(app_and_lib["lib2"]) in ln), "")
+    assert "via app==1.0" in line, run.err
     assert snapshot(venv.path) == before
 
 
-def test_require_hashes_with_unhashed_requirement_lists_missing_pins(
+def test_require_hashes_flag_lists_every_missing_pin(
     secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path]
 ) -> None:
     before = snapshot(venv.path)
@@ -224,10 +219,26 @@ def test_require_hashes_with_unhashed_requirement_lists_missing_pins(
     assert run.code == 1
     assert "Traceback" not in run.err
     lines = run.err.splitlines()
-    app_line = next(ln for ln in lines if pin(app_and_lib["app"]) in ln)
-    lib_line = next(ln for ln in lines if pin(app_and_lib["lib2"]) in ln)
-    assert "requested" in app_line
-    assert "via app==1.0" in lib_line
+    app_line = next((ln for ln in lines if pin(app_and_lib["app"]) in ln), "")
+    lib_line = next((ln for ln in lines if pin(app_and_lib["lib2"]) in ln), "")
+    assert "requested" in app_line, run.err
+    assert "via app==1.0" in lib_line, run.err
+    assert snapshot(venv.path) == before
+
+
+def test_one_hash_turns_on_hash_checking_for_the_rest(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path]
+) -> None:
+    reqs = secinstall.requirements(pin(app_and_lib["app"]), "lib>=1")
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "-r", reqs)  # not fully pinned: pip resolves
+
+    assert run.code == 1
+    assert "Traceback" not in run.err
+    missing = [ln.strip() for ln in run.err.splitlines() if "--hash=" in ln]
+    assert len(missing) == 1, run.err
+    assert missing[0].startswith(pin(app_and_lib["lib2"]))
     assert snapshot(venv.path) == before
 
 
@@ -355,7 +366,8 @@ def test_sdist_only_project_is_refused(
 def lib_versions(index: LocalIndex, make_wheel: WheelMaker) -> dict[str, Path]:
     """lib 1.0 has a module `old` that 2.0 no longer has; 2.0 has a module `new`."""
     wheels = {
-        "1.0": make_wheel("lib", "1.0", files={"lib/__init__.py": '__version__ = "1.0"\ndef main(): pass\n',
+        "1.0": make_wheel("lib", "1.0", files={"lib/__init__.py": '__version__ = "1.0"\n'
+                                                                  "def main(): pass\n",
                                                "lib/old.py": "OLD = True\n"},
                           console_scripts={"lib-tool": "lib:main"}),
         "2.0": make_wheel("lib", "2.0", files={"lib/__init__.py": '__version__ = "2.0"\n',
@@ -409,24 +421,26 @@ def test_force_reinstall_rewrites_same_version(
     secinstall: Secinstall, venv: Venv, lib_versions: dict[str, Path]
 ) -> None:
     assert secinstall("--python", venv.path, *secinstall.pinned(lib_versions["1.0"])).code == 0
-    installed = snapshot(venv.path)
+    installed = snapshot(venv.path, ignore=_sbom)
     module = venv.purelib / "lib" / "old.py"
     module.write_text("OLD = 'tampered'\n")
     (venv.bin / "lib-tool").unlink()
 
-    run = secinstall("--python", venv.path, "--force-reinstall", *secinstall.pinned(lib_versions["1.0"]))
+    run = secinstall("--python", venv.path, "--force-reinstall",
+                     *secinstall.pinned(lib_versions["1.0"]))
 
     assert run.code == 0, run.err
     assert module.read_text() == "OLD = True\n"
     # Bytecode records the source's mtime, so only its presence can be compared.
-    assert snapshot(venv.path, ignore=_is_pyc) == {k: v for k, v in installed.items()
-                                                   if not _is_pyc(k)}
-    assert {k for k in snapshot(venv.path) if _is_pyc(k)} == {k for k in installed
-                                                               if _is_pyc(k)}
+    now = snapshot(venv.path, ignore=_sbom)
+    assert {k: v for k, v in now.items() if not k.endswith(".pyc")} == \
+        {k: v for k, v in installed.items() if not k.endswith(".pyc")}
+    assert set(now) == set(installed)
 
 
-def _is_pyc(path: str) -> bool:
-    return path.endswith(".pyc")
+def _sbom(path: str) -> bool:
+    """SBOM records, which every install that changes something adds to."""
+    return path.startswith(".secinstall/sbom")
 
 
 def test_same_pinned_version_again_changes_nothing(
@@ -473,9 +487,12 @@ def test_isolated_ignores_pip_variables(
 
     # A proxy that refuses connections keeps this offline: we only need to see which
     # index was asked.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
     run = secinstall("--python", venv.path, "--isolated", "--cert", secinstall.ca_file,
-                     "--proxy", "http://127.0.0.1:9", "--retries", "0", *secinstall.pinned(wheel),
-                     local=False)
+                     "--proxy", f"http://127.0.0.1:{closed_port}", "--retries", "0",
+                     *secinstall.pinned(wheel), local=False)
 
     assert run.code == 1
     assert "https://pypi.org/simple/lib/" in run.err

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import Venv, run_in
 from tests.integration.test_install import Secinstall
 from tests.support.index import LocalIndex
@@ -28,8 +29,12 @@ OBSTACLES = {
 }
 
 
-@pytest.mark.parametrize("position", [0, 1, 2], ids=["first", "middle", "last"])
-@pytest.mark.parametrize("obstacle", list(OBSTACLES))
+@pytest.mark.parametrize(
+    ("obstacle", "position"),
+    [("file-where-package-goes", 0), ("file-where-package-goes", 1),
+     ("file-where-package-goes", 2), ("directory-where-file-goes", 2)],
+    ids=["first-of-3", "second-of-3", "third-of-3", "third-of-3-directory-in-the-way"],
+)
 def test_failing_wheel_rolls_back_everything_including_upgrade(
     secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, position: int, obstacle: str
 ) -> None:

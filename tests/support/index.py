@@ -10,6 +10,8 @@ import shutil
 import ssl
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,10 +51,41 @@ class _File:
 
 
 @dataclass
+class Exchange:
+    """One answer the index is about to send, handed to a misbehaviour instead.
+
+    `status`, `headers` (with Content-Type) and `body` are what a well-behaved index would
+    send; the misbehaviour writes whatever it likes (see `tests.support.faults`).
+    """
+
+    handler: BaseHTTPRequestHandler
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    #: Set when the index stops: a stalled answer must end then.
+    closing: threading.Event
+
+    def send_head(self, status: int | None = None, headers: dict[str, str] | None = None) -> None:
+        """Send the status line and headers (the given ones replace the normal ones)."""
+        self.handler.send_response(self.status if status is None else status)
+        for key, value in (self.headers if headers is None else headers).items():
+            self.handler.send_header(key, value)
+        self.handler.end_headers()
+
+    def write(self, data: bytes) -> None:
+        self.handler.wfile.write(data)
+
+
+#: Replaces one answer of the index: see `LocalIndex.misbehave`.
+Misbehaviour = Callable[[Exchange], None]
+
+
+@dataclass
 class _Fault:
     suffix: str
     status: int
     times: int
+    action: Misbehaviour | None = None
 
 
 def _negotiate(accept: str) -> str:
@@ -94,6 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.0 (the default): one request per connection, so stop() never waits on keep-alive.
     server: _Server
     timeout = 10  # a silent client must not keep stop() waiting for ever
+    _action: Misbehaviour | None = None
 
     def setup(self) -> None:
         # Handshake before super().setup() opens file objects on the socket: those would
@@ -113,11 +147,13 @@ class _Handler(BaseHTTPRequestHandler):
         index = self.server.index
         with index._lock:
             index._requests.append(path)
+            index._request_times.append((time.monotonic(), path))
             fault = next((f for f in index._faults if f.times and path.endswith(f.suffix)), None)
             if fault is not None:
                 fault.times -= 1
             files = sorted(index._files.values(), key=lambda f: f.path.name)
-        if fault is not None:
+        self._action = fault.action if fault is not None else None
+        if fault is not None and fault.action is None:
             self._send(fault.status, b"injected fault\n", "text/plain")
         elif path.startswith("/files/"):
             self._serve_file(unquote(path.removeprefix("/files/")), files)
@@ -165,6 +201,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
+        if self._action is not None:
+            all_headers = {"Content-Type": content_type, **(headers or {}),
+                           "Content-Length": str(len(body))}
+            self._action(Exchange(self, status, all_headers, body, self.server.index.closing))
+            return
         self.send_response(status)
         for key, value in {"Content-Type": content_type, **(headers or {})}.items():
             self.send_header(key, value)
@@ -183,13 +224,17 @@ class LocalIndex:
         self._lock = threading.Lock()
         self._files: dict[str, _File] = {}
         self._requests: list[str] = []
+        self._request_times: list[tuple[float, str]] = []
         self._faults: list[_Fault] = []
+        #: Set by stop(), so that a misbehaviour stalling an answer lets go.
+        self.closing = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         #: Exceptions raised while handling a connection (e.g. a client refusing the certificate).
         self.server_errors: list[BaseException] = []
 
     def start(self) -> LocalIndex:
+        self.closing.clear()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         self._server = _Server(self, context)
@@ -200,6 +245,7 @@ class LocalIndex:
         return self
 
     def stop(self) -> None:
+        self.closing.set()
         if self._server is not None and self._thread is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -230,10 +276,22 @@ class LocalIndex:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def request_log(self) -> list[tuple[float, str]]:
+        """(time.monotonic() when it arrived, path) of each request so far, in order."""
+        with self._lock:
+            return list(self._request_times)
+
     def fail_next(self, path_suffix: str, status: int, times: int = 1) -> None:
         """Answer `status` to the next `times` requests whose path ends with `path_suffix`."""
         with self._lock:
             self._faults.append(_Fault(path_suffix, status, times))
+
+    def misbehave(self, path_suffix: str, action: Misbehaviour, times: int = 1) -> None:
+        """Let `action` answer the next `times` requests whose path ends with `path_suffix`
+        (in place of the answer the index would give; see `tests.support.faults`)."""
+        with self._lock:
+            self._faults.append(_Fault(path_suffix, 0, times, action))
 
     def add(
         self,

@@ -267,13 +267,15 @@ REFUSED = [
     pytest.param("-e .", ["--editable .: editable", "name @ URL"], id="editable-dir"),
     pytest.param("--editable=git+https://example.com/x.git#egg=x", ["editable", "name @ URL"],
                  id="editable-vcs"),
-    pytest.param("./dist/foo-1.0-py3-none-any.whl", ["looks like a path", "name @ URL"],
-                 id="relative-wheel-path"),
+    pytest.param("./dist/foo-1.0-py3-none-any.whl", ["no such wheel file"],
+                 id="missing-wheel-path"),
     pytest.param("/srv/pkg", ["looks like a path", "name @ URL"], id="absolute-dir"),
-    pytest.param("foo-1.0-py3-none-any.whl", ["looks like a path", "name @ URL"],
-                 id="bare-wheel-filename"),
-    pytest.param("https://files.example/foo-1.0-py3-none-any.whl",
+    pytest.param("./dist/foo-1.0.tar.gz", ["looks like a path", "name @ URL"],
+                 id="sdist-path"),
+    pytest.param("https://files.example/foo-1.0.tar.gz",
                  ["URL without a project name", "name @ URL"], id="bare-url"),
+    pytest.param("https://files.example/not-a-wheel.whl", ["Invalid wheel filename"],
+                 id="bad-wheel-url"),
     pytest.param("git+https://example.com/x.git", ["URL without a project name"], id="bare-vcs"),
     pytest.param("foo @ ./foo.whl", ["must be absolute"], id="relative-url"),
     pytest.param("foo=1.0", ["Invalid requirement", "Did you mean =="], id="single-equals"),
@@ -455,3 +457,16 @@ def test_same_result_as_pips_own_parser(write: Write, tmp_path: Path) -> None:
         row[2] = row[2].replace(str(tmp_path) + os.sep, "")
     assert sorted(map(json.dumps, mine)) == sorted(map(json.dumps, normalized))
     assert ours.index_url == "https://pypi.org/simple"
+
+
+def test_wheel_path_or_url_alone_names_its_project(tmp_path: Path) -> None:
+    """As in pip, a wheel given by path or URL needs no `name @`: its file name names it."""
+    wheel = tmp_path / "dist" / "Foo_Bar-1.0-py3-none-any.whl"
+    wheel.parent.mkdir()
+    wheel.write_bytes(b"not checked here")
+    local = parse_requirement(str(wheel))
+    assert local.req.name == "foo-bar"
+    assert local.req.url == wheel.resolve().as_uri()
+    remote = parse_requirement("https://files.example/foo-1.0-py3-none-any.whl")
+    assert (remote.req.name, remote.req.url) == (
+        "foo", "https://files.example/foo-1.0-py3-none-any.whl")

@@ -36,11 +36,18 @@ class TrustFile:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             self.entries = dict(data.get("projects", {}))
+            # Checked now, so a hand-edited file fails here with a message, not later.
+            for entry in self.entries.values():
+                publisher = entry["publisher"]
+                if not isinstance(publisher["kind"], str) \
+                        or not isinstance(publisher["repository"], str):
+                    raise ValueError("a publisher's kind and repository must be strings")
         except FileNotFoundError:
             pass
-        except (OSError, ValueError, AttributeError) as exc:
+        except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
+            reason = f"no {exc} in an entry" if isinstance(exc, KeyError) else str(exc)
             raise AttestationError(
-                f"the trusted-publisher file {self.path} is unreadable ({exc}); fix or "
+                f"the trusted-publisher file {self.path} is unreadable ({reason}); fix or "
                 "remove it (removing it forgets every trusted publisher)",
             ) from exc
 
@@ -96,6 +103,14 @@ def check_attestation(fetched: FetchedFile, policy: AttestationPolicy,
             raise AttestationError(
                 f"{dist.file.filename}: no PEP 740 provenance found, and --attestations "
                 "require is set (use --attestations auto to install it with a warning)",
+            )
+        # Otherwise leaving the provenance out would get around trust on first use.
+        old = trust.trusted(dist.name) if trust is not None else None
+        if old is not None and dist.name not in policy.accept_change:
+            raise PublisherDriftError(
+                f"publisher drift for {dist.name}: it was published by {old} before, "
+                f"{dist.file.filename} has no PEP 740 provenance. If you expected this "
+                f"change, accept it with --accept-publisher-change {dist.name}",
             )
         return None, "no provenance"
     from .attestations import load_provenance, verify_file

@@ -4,12 +4,14 @@ size that is not a decompression bomb. Every problem is collected, then raised o
 
 from __future__ import annotations
 
-import posixpath
+import configparser
+import lzma
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.metadata import parse_email
 from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -17,10 +19,21 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from ..errors import WheelError
 from ..models import FetchedFile
 
-#: Uncompressed size allowed for one wheel (`--max-unpacked-size` may come later).
+if TYPE_CHECKING:
+    from installer.sources import WheelFile
+
+#: Uncompressed size allowed for one wheel (`--max-unpacked-size` may come later). Read
+#: when a wheel is checked, so tests may lower it. zipfile never inflates a member beyond
+#: its declared size (it fails the CRC instead), so declared sizes bound the work.
 MAX_UNPACKED_BYTES = 8 * 1024**3
-#: A member that inflates more than this much is a decompression bomb.
+#: A member larger than `MIN_BOMB_BYTES` that inflates more than `MAX_RATIO` times is a
+#: decompression bomb (deflate tops out near 1030:1).
 MAX_RATIO = 1000
+MIN_BOMB_BYTES = 10 * 1024**2
+
+#: What a damaged or hostile archive makes zipfile and installer raise while reading it.
+_UNREADABLE = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError, KeyError,
+               ValueError, NotImplementedError, RuntimeError)
 
 _RAW_TO_JSON = {"classifiers": "classifier", "platforms": "platform",
                 "supported_platforms": "supported_platform", "license_files": "license_file"}
@@ -53,7 +66,9 @@ def _member_problems(name: str) -> str | None:
         return f"{name}: absolute path"
     if "\\" in name:
         return f"{name}: backslash in path"
-    if ".." in posixpath.normpath(name).split("/") or name.split("/")[0] == "..":
+    # Any '..' at all, not only one that survives normpath: `x.data/scripts/../../f`
+    # normalises to `f`, yet installs two levels above the scripts directory.
+    if ".." in name.split("/"):
         return f"{name}: path escapes the target with '..'"
     return None
 
@@ -91,12 +106,73 @@ def _entry_point_problems(text: str) -> list[str]:
     problems = []
     try:
         entries = list(parse_entrypoints(text))
-    except ValueError as exc:
-        return [f"entry_points.txt: {exc}"]
+    except (ValueError, configparser.Error) as exc:
+        return [f"entry_points.txt: not a valid entry points file: {exc}"]
+    except (AssertionError, AttributeError):
+        # installer asserts (or, under -O, fails on) a script value that isn't module:attr
+        return ["entry_points.txt: a console or GUI script is not 'module:attribute'"]
     for name, _module, _attr, _section in entries:
         if not name or "/" in name or "\\" in name or name.startswith(".") or ":" in name:
             problems.append(f"entry_points.txt: script name {name!r} is a path, not a name")
     return problems
+
+
+def _dist_info_problems(names: set[str], name: str, version: str) -> tuple[str | None, list[str]]:
+    """The one `.dist-info` directory, and what is wrong with it (installer would stop at
+    the first problem with a less helpful message)."""
+    found = sorted({n.split("/", 1)[0] for n in names
+                    if n.split("/", 1)[0].endswith(".dist-info") and "/" in n})
+    if len(found) != 1:
+        return None, [f"it has {len(found)} .dist-info directories "
+                      f"({', '.join(found) or 'none'}); a wheel has exactly one"]
+    dist_info = found[0]
+    dist_name, _, dist_version = dist_info[: -len(".dist-info")].rpartition("-")
+    if canonicalize_name(dist_name) != canonicalize_name(name):
+        return None, [f"its .dist-info directory {dist_info} names another project "
+                      f"than the file name ({name})"]
+    if _same_version(dist_version, version) is False:
+        return dist_info, [f"its .dist-info directory {dist_info} names another version "
+                           f"than the file name ({version})"]
+    return dist_info, []
+
+
+def _record_problems(source: WheelFile, names: set[str], dist_info: str,
+                     path: Path) -> list[str]:
+    """RECORD must list every file of the archive with its true hash and size, and
+    nothing that isn't there."""
+    from installer.exceptions import InstallerError
+    from installer.records import InvalidRecordEntry, parse_record_file
+
+    record = f"{dist_info}/RECORD"
+    if record not in names:
+        return [f"it has no {record}"]
+    problems = []
+    try:
+        source.validate_record(validate_contents=True)
+    except (InstallerError, ValueError) as exc:
+        prefix = f"In {path}, "  # installer names the full path: noise here
+        issues = getattr(exc, "issues", None) or [str(exc)]
+        problems += [f"RECORD: {str(i).removeprefix(prefix)}" for i in issues]
+    try:
+        listed = [row[0] for row in parse_record_file(
+            source.read_dist_info("RECORD").splitlines())]
+    except (InvalidRecordEntry, ValueError, InstallerError):
+        return problems  # validate_record reported it
+    files = {n for n in names if not n.endswith("/")}
+    problems += [f"RECORD: lists {entry}, which is not in the archive"
+                 for entry in listed if entry not in files]
+    return problems
+
+
+def _pth_files(names: set[str], data_dir: str) -> tuple[str, ...]:
+    """`.pth` files that land at the top of site-packages, directly or through `.data/`."""
+    tops = [f"{data_dir}/purelib/", f"{data_dir}/platlib/"]
+    found = []
+    for n in sorted(names):
+        rest = next((n[len(t):] for t in tops if n.startswith(t)), n)
+        if rest.endswith(".pth") and "/" not in rest:
+            found.append(n)
+    return tuple(found)
 
 
 def check_wheel(fetched: FetchedFile, target_tags: tuple[str, ...]) -> WheelInfo:
@@ -131,35 +207,29 @@ def check_wheel(fetched: FetchedFile, target_tags: tuple[str, ...]) -> WheelInfo
                     problems.append(f"{info.filename}: symbolic link member")
                 total += info.file_size
                 if info.compress_size and info.file_size / info.compress_size > MAX_RATIO \
-                        and info.file_size > 10 * 1024**2:
+                        and info.file_size > MIN_BOMB_BYTES:
                     problems.append(f"{info.filename}: inflates {info.file_size} bytes from "
                                     f"{info.compress_size} (a decompression bomb?)")
             if total > MAX_UNPACKED_BYTES:
                 problems.append(f"unpacks to {total} bytes, more than the limit of "
                                 f"{MAX_UNPACKED_BYTES}")
-            if problems:
+            dist_info, dist_info_problems = _dist_info_problems(seen, name, str(version))
+            problems += dist_info_problems
+            if problems or dist_info is None:
                 raise WheelError(f"{path.name} is refused: {problems[0]}", details=problems)
             source = WheelFile(zf)
-            dist_info = source.dist_info_dir
-            dist_name, _, dist_version = dist_info[: -len(".dist-info")].rpartition("-")
-            if canonicalize_name(dist_name) != dist.name:
-                problems.append(f"its .dist-info directory {dist_info} names another project")
-            if _same_version(dist_version, str(version)) is False:
-                problems.append(f"its .dist-info directory {dist_info} names another version")
             problems += _data_problems(seen, source.data_dir)
-            if "entry_points.txt" in source.dist_info_filenames:
+            if f"{dist_info}/entry_points.txt" in seen:
                 problems += _entry_point_problems(source.read_dist_info("entry_points.txt"))
-            try:
-                source.validate_record(validate_contents=True)
-            except (InstallerError, ValueError) as exc:
-                issues = getattr(exc, "issues", None) or [str(exc)]
-                problems.extend(f"RECORD: {issue}" for issue in issues)
+            problems += _record_problems(source, seen, dist_info, path)
+            if f"{dist_info}/METADATA" not in seen:
+                raise WheelError(f"{path.name} is refused: it has no {dist_info}/METADATA",
+                                 details=[*problems, f"it has no {dist_info}/METADATA"])
             meta = metadata_json(source.read_dist_info("METADATA"))
-            pth = tuple(n for n in seen if n.endswith(".pth") and "/" not in n)
+            pth = _pth_files(seen, source.data_dir)
     except WheelError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError,
-            InstallerError) as exc:
+    except (*_UNREADABLE, InstallerError) as exc:
         raise WheelError(f"{path.name} is not a readable wheel: {exc}") from exc
     if canonicalize_name(str(meta.get("name", ""))) != dist.name:
         problems.append(f"METADATA names {meta.get('name')}, not {dist.name}")

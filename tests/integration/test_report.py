@@ -1,0 +1,83 @@
+"""`--report`: pip's installation report (version 1) with secinstall's evidence added."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Venv, run_in
+from tests.integration.test_install import Secinstall
+from tests.support.index import LocalIndex
+from tests.support.snapshot import snapshot
+from tests.support.wheels import WheelMaker
+
+
+@pytest.fixture
+def secinstall(
+    index: LocalIndex, ca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Secinstall:
+    return Secinstall(index, ca_file, tmp_path, capsys)
+
+
+def test_dry_run_report_on_stdout(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker
+) -> None:
+    app = make_wheel("app", "1.0", requires=["lib>=1"])
+    lib = make_wheel("lib", "2.0")
+    urls = {p.name: secinstall.index.add(p) for p in (app, lib)}
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "--dry-run", "--report", "-", "app")
+
+    assert run.code == 0, run.err
+    report = json.loads(run.out)  # stdout holds the report and nothing else
+    assert "Would install: app 1.0, lib 2.0" in run.err
+    assert snapshot(venv.path) == before
+
+    assert report["version"] == "1"
+    assert report["environment"]["python_version"] == "{}.{}".format(*sys.version_info[:2])
+    extension = report["secinstall"]
+    assert (extension["resolver"], extension["dry_run"]) == ("pip", True)
+    assert extension["target"]["root"] == str(venv.path)
+    items = {item["metadata"]["name"]: item for item in report["install"]}
+    assert set(items) == {"app", "lib"}
+    for name, wheel, requested in (("app", app, True), ("lib", lib, False)):
+        item = items[name]
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        assert item["download_info"]["url"] == urls[wheel.name]
+        assert item["download_info"]["archive_info"]["hashes"]["sha256"] == digest
+        assert item["requested"] is requested
+        assert item["secinstall"]["sha256"] == digest
+        assert item["secinstall"]["hash_sources"] == ["index"]
+    assert items["app"]["metadata"]["requires_dist"] == ["lib>=1"]
+    assert items["lib"]["secinstall"]["via"] == ["app==1.0"]
+
+
+def test_report_file_of_an_upgrade(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, tmp_path: Path
+) -> None:
+    old, new = make_wheel("lib", "1.0"), make_wheel("lib", "2.0")
+    secinstall.index.add(old)
+    secinstall.index.add(new)
+    assert secinstall("--python", venv.path, *secinstall.pinned(old)).code == 0
+    report_file = tmp_path / "report.json"
+
+    run = secinstall("--python", venv.path, *secinstall.pinned(new), "--report", report_file)
+
+    assert run.code == 0, run.err
+    assert "Installed: lib 2.0 (replaced lib 1.0)" in run.out
+    report = json.loads(report_file.read_text())
+    extension = report["secinstall"]
+    assert (extension["resolver"], extension["dry_run"]) == ("pinned", False)
+    assert extension["removed"] == ["lib==1.0"]
+    [item] = report["install"]
+    assert item["metadata"]["version"] == "2.0"
+    assert item["secinstall"]["hash_sources"] == ["index", "pin"]
+    assert item["secinstall"]["pinned"] is True
+    assert item["download_info"]["archive_info"]["hashes"]["sha256"] == \
+        hashlib.sha256(new.read_bytes()).hexdigest()
+    assert run_in(venv, "import lib; print(lib.__version__)").stdout == "2.0\n"

@@ -1,0 +1,136 @@
+"""TLS: the OS trust store plus `--cert`, plain http:// only for trusted hosts, and no
+CA-bundle variables that silently replace either."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections.abc import Iterator
+from http.server import HTTPServer, SimpleHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Venv, run_in
+from tests.integration.test_install import Secinstall, pin
+from tests.support.index import LocalIndex
+from tests.support.snapshot import snapshot
+from tests.support.wheels import WheelMaker
+
+
+@pytest.fixture
+def secinstall(
+    index: LocalIndex, ca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Secinstall:
+    return Secinstall(index, ca_file, tmp_path, capsys)
+
+
+@pytest.fixture
+def lib(index: LocalIndex, make_wheel: WheelMaker) -> Path:
+    wheel = make_wheel("lib", "1.0")
+    index.add(wheel)
+    return wheel
+
+
+@pytest.mark.parametrize("resolver", ["pinned", "pip"])
+def test_index_with_unknown_ca_is_refused(
+    secinstall: Secinstall, venv: Venv, lib: Path, resolver: str
+) -> None:
+    requirement = pin(lib) if resolver == "pinned" else "lib"
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "--index-url", secinstall.index.url,
+                     "--retries", "0", "-r", secinstall.requirements(requirement), local=False)
+
+    assert run.code == 1
+    assert "Traceback" not in run.err
+    assert "TLS verification failed for 127.0.0.1" in run.err
+    assert "--cert" in run.err
+    assert snapshot(venv.path) == before
+
+
+def test_cert_adds_the_index_ca(secinstall: Secinstall, venv: Venv, lib: Path) -> None:
+    run = secinstall("--python", venv.path, "--index-url", secinstall.index.url,
+                     "--cert", secinstall.ca_file, *secinstall.pinned(lib), local=False)
+
+    assert run.code == 0, run.err
+    assert run_in(venv, "import lib").returncode == 0
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        self.server.paths.append(self.path)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def http_index(tmp_path: Path, lib: Path) -> Iterator[str]:
+    """A static PEP 503 index over plain HTTP on 127.0.0.1, listing `lib`."""
+    root = tmp_path / "http-index"
+    (root / "files").mkdir(parents=True)
+    (root / "files" / lib.name).write_bytes(lib.read_bytes())
+    digest = hashlib.sha256(lib.read_bytes()).hexdigest()
+    (root / "simple" / "lib").mkdir(parents=True)
+    (root / "simple" / "lib" / "index.html").write_text(
+        f'<a href="../../files/{lib.name}#sha256={digest}">{lib.name}</a>\n')
+    server = HTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=root))
+    server.paths = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_plain_http_index_is_refused(
+    secinstall: Secinstall, venv: Venv, lib: Path, http_index: str
+) -> None:
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "--index-url", http_index,
+                     *secinstall.pinned(lib), local=False)
+
+    assert run.code == 1
+    assert "Traceback" not in run.err
+    assert f"refusing plain http:// URL {http_index}lib/" in run.err
+    assert "--trusted-host 127.0.0.1" in run.err
+    assert snapshot(venv.path) == before
+
+
+@pytest.mark.parametrize("resolver", ["pinned", "pip"])
+def test_plain_http_index_with_trusted_host_is_used_and_reported(
+    secinstall: Secinstall, venv: Venv, lib: Path, http_index: str, resolver: str
+) -> None:
+    requirement = pin(lib) if resolver == "pinned" else "lib"
+
+    run = secinstall("--python", venv.path, "--index-url", http_index,
+                     "--trusted-host", "127.0.0.1", "--cache-dir", secinstall.tmp / "cache",
+                     "-r", secinstall.requirements(requirement), local=False)
+
+    assert run.code == 0, run.err
+    assert "verification weakened: plain http:// allowed for 127.0.0.1" in run.err
+    assert run_in(venv, "import lib; print(lib.__version__)").stdout == "1.0\n"
+
+
+def test_ca_bundle_variables_do_not_replace_cert(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # requests (inside pip) lets these replace --cert; with a bogus bundle that fails.
+    bogus = tmp_path / "bogus.pem"
+    bogus.write_text("not a certificate\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bogus))
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(bogus))
+    app = make_wheel("app", "1.0", requires=["lib"])
+    lib = make_wheel("lib", "1.0")
+    secinstall.index.add(app)
+    secinstall.index.add(lib)
+
+    run = secinstall("--python", venv.path, "app")  # pip's resolver, then our downloads
+
+    assert run.code == 0, run.err
+    assert run_in(venv, "import app, lib").returncode == 0

@@ -1,0 +1,130 @@
+"""Tests of secinstall.target: the interpreter, install scheme and tags of the target."""
+
+from __future__ import annotations
+
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+from packaging.markers import default_environment
+from packaging.tags import sys_tags
+
+from secinstall.errors import TargetError
+from secinstall.target import resolve_target
+from tests.conftest import Venv
+
+
+def test_running_interpreter() -> None:
+    target = resolve_target()
+    assert target.kind == "environment"
+    assert target.python == Path(sys.executable).absolute()
+    assert target.is_current is True
+    assert target.version == tuple(sys.version_info[:3])
+    assert target.root == Path(sys.prefix)
+    assert target.scheme["purelib"] == sysconfig.get_paths()["purelib"]
+    assert target.scheme["scripts"] == sysconfig.get_paths()["scripts"]
+    assert target.tags == tuple(str(t) for t in sys_tags())
+    assert target.markers == default_environment()
+    assert target.cache_tag == sys.implementation.cache_tag
+    assert target.state_dir == Path(sys.prefix) / ".secinstall"
+    assert Path(target.scheme["purelib"]) in target.site_dirs
+
+
+@pytest.mark.parametrize("spec", ["python", "dir"], ids=["interpreter", "environment-dir"])
+def test_virtual_environment(venv: Venv, spec: str) -> None:
+    target = resolve_target(str(venv.python if spec == "python" else venv.path))
+    assert target.kind == "environment"
+    assert target.python == venv.python
+    assert target.is_current is False
+    assert target.root == venv.path
+    assert Path(target.scheme["purelib"]) == venv.purelib
+    assert Path(target.scheme["scripts"]) == venv.bin
+    assert target.site_dirs[0] == venv.purelib
+    assert target.version == tuple(sys.version_info[:3])  # the venv is of this interpreter
+    assert target.tags[0] == str(next(iter(sys_tags())))
+
+
+def test_interpreter_found_on_path(venv: Venv, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(venv.bin))
+    assert resolve_target("python").python == venv.python
+
+
+def test_target_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    target = resolve_target(target_dir="vendored")
+    root = tmp_path / "vendored"
+    assert target.kind == "target"
+    assert target.root == root  # made absolute
+    assert target.scheme == {"purelib": str(root), "platlib": str(root),
+                             "scripts": str(root / "bin"), "data": str(root),
+                             "headers": str(root / "include")}
+    assert target.site_dirs == (root,)
+    assert target.state_dir == root / ".secinstall"
+
+
+def test_prefix(tmp_path: Path, venv: Venv) -> None:
+    prefix = tmp_path / "prefix"
+    target = resolve_target(str(venv.python), prefix=str(prefix))
+    assert target.kind == "prefix"
+    assert target.root == prefix
+    expected = sysconfig.get_paths("posix_prefix", vars={
+        "base": str(prefix), "platbase": str(prefix),
+        "installed_base": str(prefix), "installed_platbase": str(prefix)})
+    for key in ("purelib", "platlib", "scripts", "data"):
+        assert target.scheme[key] == expected[key]
+        assert Path(target.scheme[key]).is_relative_to(prefix)
+    assert target.python == venv.python
+
+
+def test_prefix_for_the_running_interpreter(tmp_path: Path) -> None:
+    path, argv = list(sys.path), list(sys.argv)
+    target = resolve_target(prefix=str(tmp_path / "p"))
+    assert target.is_current is True
+    assert Path(target.scheme["purelib"]).is_relative_to(tmp_path / "p")
+    # The probe ran in this process: it must leave sys.path and sys.argv as they were.
+    assert (sys.path, sys.argv) == (path, argv)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"python": "/nonexistent/bin/python"}, "--python /nonexistent/bin/python: no such file"),
+        ({"python": "no-such-python-command-here"}, "no such file or command"),
+        ({"target_dir": "t", "prefix": "p"}, "--target and --prefix can't be used together"),
+    ],
+    ids=["missing-file", "missing-command", "target-and-prefix"],
+)
+def test_errors(kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(TargetError, match=message):
+        resolve_target(**kwargs)
+
+
+def test_directory_without_interpreter(tmp_path: Path) -> None:
+    with pytest.raises(TargetError, match=f"--python {tmp_path}: no interpreter found"):
+        resolve_target(str(tmp_path))
+
+
+def test_interpreter_that_fails(tmp_path: Path) -> None:
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'broken install' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    with pytest.raises(TargetError) as info:
+        resolve_target(str(fake))
+    assert info.value.message == (
+        f"the target interpreter {fake} failed to describe itself: broken install")
+
+
+def test_interpreter_that_is_not_python(tmp_path: Path) -> None:
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'hello'\n")
+    fake.chmod(0o755)
+    with pytest.raises(TargetError, match=f"the target interpreter {fake} gave unreadable output"):
+        resolve_target(str(fake))
+
+
+def test_file_that_is_not_executable(tmp_path: Path) -> None:
+    fake = tmp_path / "python"
+    fake.write_text("not a program\n")
+    with pytest.raises(TargetError, match=f"can't run the target interpreter {fake}"):
+        resolve_target(str(fake))
