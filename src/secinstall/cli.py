@@ -291,7 +291,9 @@ def _cmd_sbom(args: argparse.Namespace, out: _Output) -> int:
     target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
     text = environment_sbom(target, fmt=args.format)
     if args.output and args.output != "-":
-        Path(args.output).write_text(text, encoding="utf-8")
+        from .lockfiles.requirements import write_atomic
+
+        write_atomic(Path(args.output), text + "\n")
         out.info(f"wrote {args.format} SBOM of {target.root} to {args.output}")
     else:
         print(text)
@@ -473,12 +475,8 @@ def _install_options(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
         groups=tuple(args.group) if args.group else None,
         require_lock=Path(args.require_lock) if args.require_lock else None,
     )
-    weakened = [f"plain http:// allowed for {h} (--trusted-host)" for h in sources.trusted_hosts]
-    policy = attestation_policy(args)
-    if policy.mode == "off":
-        weakened.append("attestations not checked (--attestations off)")
-    options = dataclasses.replace(options, attestations=policy)
-    return options, target, weakened
+    options = dataclasses.replace(options, attestations=attestation_policy(args))
+    return options, target, options.weakenings
 
 
 def attestation_policy(args: argparse.Namespace) -> Any:

@@ -248,3 +248,12 @@ class InstallOptions:
     groups: tuple[str, ...] | None = None
     #: `--require-lock FILE`: refuse anything this lock does not pin.
     require_lock: Path | None = None
+
+    @property
+    def weakenings(self) -> list[str]:
+        """Every way these options weaken verification, for the output, report and SBOM."""
+        found = [f"plain http:// allowed for {h} (--trusted-host)"
+                 for h in self.sources.trusted_hosts]
+        if self.attestations.mode == "off":
+            found.append("attestations not checked (--attestations off)")
+        return found

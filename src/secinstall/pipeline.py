@@ -191,7 +191,8 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
                     if outcome.verified:
                         from .sbom import write_fragment
 
-                        outcome.sbom = write_fragment(txn, outcome, indexes=src.index_urls)
+                        outcome.sbom = write_fragment(txn, outcome, indexes=src.index_urls,
+                                                      weakened=options.weakenings)
                     txn.commit()
                 TrustFile(target.state_dir).update(
                     {v.dist.name: v.attestation for v in outcome.verified if v.attestation})

@@ -84,8 +84,9 @@ def test_enable_points_pip_at_the_index_and_disable_restores_the_file_exactly(
     user_config.write_bytes(ORIGINAL)
     user_config.chmod(0o600)
     before = pip_config()
-    assert before["global.extra-index-url"].split() == ["https://one.example/simple/",
-                                                        "https://two.example/simple/"]
+    # (pip prints a multi-line value with its newlines as "\n")
+    assert before["global.extra-index-url"].replace("\\n", " ").split() == [
+        "https://one.example/simple/", "https://two.example/simple/"]
 
     assert hook("enable", "--port", "8765") == 0
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import trustme
 from packaging.requirements import Requirement
-from packaging.utils import parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from secinstall.cache import Cache
 from secinstall.cli import main
@@ -27,7 +27,14 @@ from secinstall.errors import PolicyError
 from secinstall.fetch import fetch_all
 from secinstall.index import Finder
 from secinstall.install import find_installed
-from secinstall.models import AttestationPolicy, InstallOptions, Plan, Sources, UserRequirement
+from secinstall.models import (
+    AttestationPolicy,
+    InstalledDist,
+    InstallOptions,
+    Plan,
+    Sources,
+    UserRequirement,
+)
 from secinstall.pipeline import with_index_details
 from secinstall.policy import (
     UsagePolicy,
@@ -40,7 +47,7 @@ from secinstall.resolve import resolve_pinned, resolve_with_pip
 from secinstall.target import Target, resolve_target
 from secinstall.tls import create_context
 from secinstall.verify.wheel import check_wheel
-from secinstall.vulnerabilities import audit
+from secinstall.vulnerabilities import audit, json_api_url
 from tests.conftest import Venv
 from tests.support import faults
 from tests.support.index import LocalIndex
@@ -308,7 +315,7 @@ def test_same_file_on_two_indexes_is_no_confusion(
     plan = policies.pinned(urls, wheel, other)
 
     assert policies.check(plan, policies.load(), urls) == []
-    assert f"/simple/lib/" in public.requests and "/simple/other/" in public.requests
+    assert "/simple/lib/" in public.requests and "/simple/other/" in public.requests
 
 
 def test_index_listing_failure_fails_closed(
@@ -442,26 +449,18 @@ def test_audit_finds_a_vulnerable_installed_version(
 
 
 @pytest.mark.network
-def test_pypi_json_api_knows_old_urllib3_vulnerabilities(ca_file: Path) -> None:
-    from secinstall.vulnerabilities import json_api_url
-
+def test_pypi_json_api_knows_old_urllib3_vulnerabilities() -> None:
     url = json_api_url("https://pypi.org/simple/", "urllib3", "1.26.4")
+    assert url == "https://pypi.org/pypi/urllib3/1.26.4/json"
+    installed = {canonicalize_name("urllib3"): InstalledDist(canonicalize_name("urllib3"),
+                                                             "1.26.4", Path("/nonexistent"))}
     with Client(ssl_context=create_context()) as client:
-        if client.get(url or "").status == 404:
+        if client.get(url).status == 404:
             pytest.skip("this network's PyPI serves no per-version JSON API")
-        findings = audit({"urllib3": find_fake("urllib3", "1.26.4")}, client=client,
-                         osv_dir=None, api_indexes=["https://pypi.org/simple/"])
+        findings = audit(installed, client=client, osv_dir=None,
+                         api_indexes=["https://pypi.org/simple/"])
     ids = {n for f in findings for n in (f.advisory.id, *f.advisory.aliases)}
     assert "CVE-2021-33503" in ids  # fixed in 1.26.5
-
-
-def find_fake(name: str, version: str) -> object:
-    """What `audit` reads of an installed distribution, for one that isn't installed."""
-    from packaging.utils import canonicalize_name
-
-    from secinstall.models import InstalledDist
-
-    return InstalledDist(canonicalize_name(name), version, Path("/nonexistent"))
 
 
 # -- licences ----------------------------------------------------------------------------------
@@ -473,6 +472,7 @@ def test_licence_from_pips_metadata_before_download(
     index.add(make_wheel("lib", "1.0", extra_dist_info=licensed("GPL-3.0-only")),
               upload_time=ago(OLD))
     plan, reqs = policies.pip([index.url], "lib")
+    assert plan.items[0].metadata is not None  # pip's report has it: no download needed
     policy = policies.load(pyproject='[tool.secinstall.policy]\nlicenses-allow = ["MIT"]\n')
 
     message = policies.refusal(plan, policy, [index.url], reqs)
@@ -480,8 +480,6 @@ def test_licence_from_pips_metadata_before_download(
     assert message.startswith("lib 1.0 is licensed GPL-3.0-only (License-Expression), which "
                               "the policy does not allow: GPL-3.0-only is not in licenses-allow")
     assert "--policy-set licenses-exempt+=lib" in message
-    assert index.requests.count("/files/lib-1.0-py3-none-any.whl") == 0 or \
-        plan.items[0].metadata is not None
 
 
 @pytest.mark.parametrize(("expression", "allowed"), [
@@ -509,7 +507,7 @@ def test_licence_after_download_for_pinned_input(
     if allowed:
         assert check_metadata(metadata, policy) == []
     else:
-        with pytest.raises(PolicyError, match="GPL-3.0-only is not in licenses-allow"):
+        with pytest.raises(PolicyError, match=r"GPL-3\.0-only is not in licenses-allow"):
             check_metadata(metadata, policy)
 
 

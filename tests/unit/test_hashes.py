@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from packaging.utils import canonicalize_name
@@ -29,10 +30,12 @@ URL = "https://files.example/demo-1.0-py3-none-any.whl"
 
 def _fetched(tmp_path: Path, *, index: Mapping[str, str] | None = None,
              pinned: Mapping[str, frozenset[str]] | None = None,
-             origin: str = "https://index.example/simple/") -> FetchedFile:
+             origin: str = "https://index.example/simple/",
+             hashes_from: Literal["index", "resolver", "lock"] = "index") -> FetchedFile:
     path = tmp_path / "demo-1.0-py3-none-any.whl"
     path.write_bytes(DATA)
-    file = IndexFile(path.name, URL, hashes=dict(index or {}), origin=origin)
+    file = IndexFile(path.name, URL, hashes=dict(index or {}), origin=origin,
+                     hashes_from=hashes_from)
     dist = PlannedDist(canonicalize_name("demo"), "1.0", file, dict(pinned or {}), requested=True)
     return FetchedFile(dist, path, {"sha256": SHA256, "sha512": SHA512}, len(DATA),
                        from_cache=False)
@@ -59,10 +62,20 @@ def test_index_mismatch_in_a_second_algorithm(tmp_path: Path) -> None:
 
 
 def test_resolver_hash_is_named_as_such(tmp_path: Path) -> None:
-    fetched = _fetched(tmp_path, index={"sha256": SHA256}, origin="pip report")
+    fetched = _fetched(tmp_path, index={"sha256": SHA256}, hashes_from="resolver")
     assert check_hashes(fetched, require_pin=False) == ("resolver",)
-    bad = _fetched(tmp_path, index={"sha256": OTHER}, origin="pip report")
+    bad = _fetched(tmp_path, index={"sha256": OTHER}, hashes_from="resolver")
     with pytest.raises(HashMismatchError, match="the hash pip's resolver gives for it"):
+        check_hashes(bad, require_pin=False)
+
+
+def test_lock_hash_is_one_source(tmp_path: Path) -> None:
+    # A lock file's hashes are its pins too: the result names the lock once.
+    fetched = _fetched(tmp_path, index={"sha256": SHA256}, pinned={"sha256": frozenset({SHA256})},
+                       origin="pylock.toml", hashes_from="lock")
+    assert check_hashes(fetched, require_pin=True) == ("lock",)
+    bad = _fetched(tmp_path, index={"sha256": OTHER}, origin="pylock.toml", hashes_from="lock")
+    with pytest.raises(HashMismatchError, match="the lock file pylock.toml says sha256:"):
         check_hashes(bad, require_pin=False)
 
 

@@ -485,9 +485,8 @@ def osv(ident: str, name: str = "lib", **affected: Any) -> dict[str, Any]:
             "affected": [{"package": {"ecosystem": "PyPI", "name": name}, **affected}]}
 
 
-RANGE = {"ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1"},
-                                                     {"introduced": "2.0"},
-                                                     {"last_affected": "2.2"}]}]}
+RANGE: dict[str, Any] = {"ranges": [{"type": "ECOSYSTEM", "events": [
+    {"introduced": "0"}, {"fixed": "1.1"}, {"introduced": "2.0"}, {"last_affected": "2.2"}]}]}
 
 
 @pytest.mark.parametrize(("version", "affected"), [
@@ -518,7 +517,7 @@ def test_osv_database(tmp_path: Path) -> None:
         ("PYSEC-1", ("CVE-PYSEC-1", "GHSA-2"), ("1.1",))]
     assert db.advisories("lib", "1.2") == []
     write(tmp_path / "broken.json", "{")
-    with pytest.raises(ConfigError, match="broken.json is not a readable OSV record"):
+    with pytest.raises(ConfigError, match=r"broken\.json is not a readable OSV record"):
         OsvDatabase(tmp_path)
     with pytest.raises(ConfigError, match="not a directory"):
         OsvDatabase(tmp_path / "missing")

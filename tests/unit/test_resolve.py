@@ -257,7 +257,8 @@ def test_plan_from_report(target: Target) -> None:
     assert app.file == IndexFile(
         filename="app-1.0-py3-none-any.whl",
         url="https://files.example/packages/ab/cd/app-1.0-py3-none-any.whl",
-        hashes={"sha256": _hex("app-1.0-py3-none-any.whl")}, origin="pip report")
+        hashes={"sha256": _hex("app-1.0-py3-none-any.whl")}, origin="pip report",
+        hashes_from="resolver")
     assert app.metadata is not None and app.metadata["name"] == "App"
 
 

@@ -1,0 +1,257 @@
+"""Crash consistency: an install SIGKILLed at any point leaves an environment that
+`secinstall recover` (or the next install) turns into exactly the state before or the
+state after, upgrades included.
+
+The kill points are every change the install makes to the environment: the process runs
+under an audit hook (PEP 578, no test hook in secinstall itself) that counts each
+file-system change inside the environment (open for writing, rename, remove, mkdir,
+rmdir, chmod, ...) and SIGKILLs the process just before the N-th, for every N.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import secinstall
+from tests.conftest import Venv, run_in
+from tests.integration.test_install import pin
+from tests.support.index import LocalIndex
+from tests.support.snapshot import snapshot
+from tests.support.wheels import WheelMaker
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="uses /proc and SIGKILL")
+
+SRC = Path(secinstall.__file__).resolve().parents[1]
+
+# Run as `python KILLER ARGS...`: secinstall's CLI, killed before its N-th change inside
+# CRASH_ROOT (CRASH_AT=0: never; the changes are listed in CRASH_LOG when it is set).
+KILLER = r'''
+import os, signal, sys, runpy
+
+ROOT = os.path.realpath(os.environ["CRASH_ROOT"])
+CRASH_AT = int(os.environ["CRASH_AT"])
+LOG = os.environ.get("CRASH_LOG")
+# event: ((index of a path argument, index of its dir_fd argument or None), ...)
+CHANGES = {"os.rename": ((0, 2), (1, 3)), "os.remove": ((0, 1),), "os.rmdir": ((0, 1),),
+           "os.mkdir": ((0, 2),), "os.chmod": ((0, 2),), "os.truncate": ((0, None),),
+           "os.symlink": ((1, 2),), "os.link": ((1, 3),), "os.utime": ((0, 3),),
+           "shutil.rmtree": ((0, 1),), "shutil.move": ((0, None), (1, None)),
+           "shutil.copyfile": ((1, None),)}
+WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+count = 0
+
+
+def absolute(path, dir_fd):
+    if isinstance(path, int):
+        return None
+    path = os.fsdecode(path)
+    if not os.path.isabs(path):
+        base = os.getcwd() if dir_fd is None else os.readlink(f"/proc/self/fd/{dir_fd}")
+        path = os.path.join(base, path)
+    return os.path.realpath(os.path.join(os.path.dirname(path) or "/", "")) + "/" + \
+        os.path.basename(path)
+
+
+def hook(event, args):
+    global count
+    if event == "open":
+        path, mode, flags = args
+        if mode is None and not (flags & WRITING):
+            return
+        if mode is not None and not any(c in mode for c in "wax+"):
+            return
+        paths = [absolute(path, None)]
+    elif event in CHANGES:
+        paths = [absolute(args[i], None if fd is None or fd >= len(args) else args[fd])
+                 for i, fd in CHANGES[event]]
+    else:
+        return
+    if not any(p is not None and (p + "/").startswith(ROOT + "/") for p in paths):
+        return
+    count += 1
+    if LOG:
+        with open(LOG, "a", encoding="utf-8") as log:  # outside ROOT: not counted
+            log.write(f"{count} {event} {paths}\n")
+    if count == CRASH_AT:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+sys.addaudithook(hook)
+sys.argv[0] = "secinstall"
+runpy.run_module("secinstall", run_name="__main__", alter_sys=True)
+'''
+
+
+def _normalised(env: Path) -> dict[str, tuple[str, int]]:
+    """The environment's snapshot without secinstall's own bookkeeping, and with the source
+    mtime in bytecode headers left out (a file written later compiles to a later mtime)."""
+    state = snapshot(env, lambda rel: rel == ".secinstall" or rel.startswith(".secinstall/"))
+    for rel, (_content, mode) in list(state.items()):
+        if rel.endswith(".pyc"):
+            data = bytearray((env / rel).read_bytes())
+            data[8:12] = b"\0\0\0\0"
+            state[rel] = (hashlib.sha256(data).hexdigest(), mode)
+    return state
+
+
+@dataclass
+class Slot:
+    """One environment path with its own before/after states (scripts name their
+    interpreter's path, so states are compared at one path only)."""
+
+    env: Path
+    template: Path
+    before: dict[str, tuple[str, int]] | None = None
+    after: dict[str, tuple[str, int]] | None = None
+
+    def restore(self) -> None:
+        shutil.rmtree(self.env, ignore_errors=True)
+        shutil.copytree(self.template, self.env, symlinks=True)
+
+
+@dataclass
+class Runner:
+    index: LocalIndex
+    ca_file: Path
+    tmp: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(SRC), **extra}
+
+    def common(self) -> list[str]:
+        return ["--index-url", self.index.url, "--cert", str(self.ca_file),
+                "--cache-dir", str(self.tmp / "cache")]
+
+    def install(self, env: Path, requirements: Path, *, crash_at: int | None = None,
+                log: Path | None = None) -> subprocess.CompletedProcess[str]:
+        argv = ["install", "--python", str(env), "-r", str(requirements), *self.common()]
+        if crash_at is None:
+            command = [sys.executable, "-m", "secinstall", *argv]
+            environ = self.env()
+        else:
+            killer = self.tmp / "killer.py"
+            if not killer.exists():
+                killer.write_text(KILLER, encoding="utf-8")
+            command = [sys.executable, str(killer), *argv]
+            environ = self.env(CRASH_ROOT=str(env), CRASH_AT=str(crash_at),
+                               **({"CRASH_LOG": str(log)} if log else {}))
+        return subprocess.run(command, env=environ, capture_output=True, text=True,
+                              timeout=120, check=False)
+
+    def recover(self, env: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "secinstall", "recover", "--python", str(env)],
+            env=self.env(), capture_output=True, text=True, timeout=60, check=False)
+
+
+def _requirements(tmp: Path, name: str, wheels: Sequence[Path]) -> Path:
+    path = tmp / name
+    path.write_text("".join(f"{pin(w)}\n" for w in wheels), encoding="utf-8")
+    return path
+
+
+def _make_venv(path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+
+
+def test_install_killed_at_every_change_recovers_to_before_or_after(
+    index: LocalIndex, ca_file: Path, tmp_path: Path, make_wheel: WheelMaker
+) -> None:
+    old = make_wheel("lib", "1.0", files={"lib/__init__.py": '__version__ = "1.0"\n',
+                                          "lib/old.py": "OLD = 1\n"},
+                     console_scripts={"lib-tool": "lib:main"})
+    new = make_wheel("lib", "2.0", files={
+        "lib/__init__.py": '__version__ = "2.0"\ndef main(): pass\n',
+        "lib/new.py": "NEW = 1\n",
+        "lib-2.0.data/data/share/lib/README": "new directories outside site-packages\n",
+    }, console_scripts={"lib-tool": "lib:main"})
+    # A top-level module: its bytecode goes into site-packages/__pycache__, which the
+    # template doesn't have yet.
+    other = make_wheel("other", "1.0", files={"other_mod.py": "X = 1\n"},
+                       console_scripts={"other-tool": "other_mod:X"})
+    for wheel in (old, new, other):
+        index.add(wheel)
+    runner = Runner(index, ca_file, tmp_path)
+    first = _requirements(tmp_path, "first.txt", [old])
+    upgrade = _requirements(tmp_path, "upgrade.txt", [new, other])
+
+    # One environment path per worker; each with its template (lib 1.0 installed), its
+    # before state, and its after state from an uninterrupted upgrade.
+    workers = 3
+    slots = []
+    for n in range(workers):
+        slot = Slot(tmp_path / f"slot{n}" / "env", tmp_path / f"slot{n}" / "template")
+        _make_venv(slot.env)
+        done = runner.install(slot.env, first)
+        assert done.returncode == 0, done.stderr
+        shutil.copytree(slot.env, slot.template, symlinks=True)
+        slot.before = _normalised(slot.env)
+        log = tmp_path / f"changes{n}.log"
+        done = runner.install(slot.env, upgrade, crash_at=0, log=log)
+        assert done.returncode == 0, done.stderr
+        slot.after = _normalised(slot.env)
+        assert slot.after != slot.before
+        slots.append(slot)
+    changes = (tmp_path / "changes0.log").read_text().splitlines()
+    assert len(changes) == len((tmp_path / "changes1.log").read_text().splitlines())
+    # The upgrade really happened (checked once, on the reference run).
+    reference = slots[0].env
+    venv = Venv(reference, reference / "bin" / "python", reference / "bin",
+                next((reference / "lib").glob("python*/site-packages")))
+    imported = run_in(venv, "import lib, lib.new, other_mod; print(lib.__version__)")
+    assert imported.stdout == "2.0\n", imported.stderr
+    assert not (venv.purelib / "lib" / "old.py").exists()
+
+    def crash(point: int) -> str:
+        slot = slots[point % workers]
+        assert slot.before is not None and slot.after is not None
+        slot.restore()
+        killed = runner.install(slot.env, upgrade, crash_at=point)
+        assert killed.returncode == -signal.SIGKILL, \
+            f"not killed at change {point} ({changes[point - 1]}): {killed.stderr}"
+        if point % 2:
+            finished = runner.recover(slot.env)
+            expected = {"before": slot.before, "after": slot.after}
+        else:  # the next install finds the journal and deals with it first
+            finished = runner.install(slot.env, upgrade)
+            expected = {"after": slot.after}
+        assert finished.returncode == 0, finished.stderr
+        state = _normalised(slot.env)
+        outcome = next((name for name, s in expected.items() if s == state), None)
+        assert outcome is not None, (
+            f"killed before change {point} ({changes[point - 1]}), then "
+            f"{'recover' if point % 2 else 'install'}: neither {' nor '.join(expected)}; "
+            f"differs in {_differences(state, expected)}")
+        assert not list((slot.env / ".secinstall").glob("txn-*"))
+        return outcome if point % 2 else "install"
+
+    # Each slot's points run one after another; the slots run side by side.
+    points = range(1, len(changes) + 1)
+
+    def run_slot(n: int) -> list[str]:
+        return [crash(point) for point in points if point % workers == n]
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = [o for slot_outcomes in pool.map(run_slot, range(workers))
+                    for o in slot_outcomes]
+    # Kill points on both sides of the commit: some roll back, some finish.
+    assert "before" in outcomes and "after" in outcomes, outcomes
+
+
+def _differences(state: dict[str, tuple[str, int]],
+                 expected: dict[str, dict[str, tuple[str, int]]]) -> str:
+    parts = []
+    for name, other in expected.items():
+        diff = sorted(k for k in state.keys() | other.keys() if state.get(k) != other.get(k))
+        parts.append(f"{name}: {diff[:8]}")
+    return "; ".join(parts)
