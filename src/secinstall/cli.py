@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from .errors import HashesRequiredError, SecinstallError
+from .errors import HashesRequiredError, PolicyError, SecinstallError
 
 EPILOG = """\
 pip's configuration files and PIP_* environment variables are honoured for the options
@@ -115,6 +115,11 @@ def _add_install_options(p: argparse.ArgumentParser) -> None:
                    help="Sigstore trust root to verify against (default production)")
     g.add_argument("--provenance-dir", metavar="DIR",
                    help="look for <filename>.provenance files here first (air-gapped use)")
+    g = p.add_argument_group("usage policy")
+    _add_policy_options(g)
+    g.add_argument("--uploaded-prior-to", metavar="DATETIME",
+                   help="only files uploaded before this ISO 8601 date or datetime, or "
+                        "P<n>D for n days ago (pip's option; policy key uploaded-prior-to)")
     g = p.add_argument_group("where to")
     g.add_argument("--python", metavar="PATH",
                    help="install into this interpreter's environment (a python executable "
@@ -138,6 +143,15 @@ def _add_install_options(p: argparse.ArgumentParser) -> None:
                    help="ignore pip's configuration files and PIP_* environment variables")
 
 
+def _add_policy_options(g: Any) -> None:
+    g.add_argument("--policy", metavar="FILE", type=Path,
+                   help="read the usage policy from FILE ([policy] table), over the user's "
+                        "and the project's")
+    g.add_argument("--policy-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set one policy key for this run; KEY+=VALUE adds to a list, "
+                        "e.g. cooldown-exempt+=mylib")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="secinstall",
@@ -157,6 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_install_options(p)
     p.set_defaults(func=_cmd_install)
+
+    p = sub.add_parser("policy", parents=[common], help="show the effective usage policy")
+    p.add_argument("action", choices=("show",))
+    _add_policy_options(p)
+    p.set_defaults(func=_cmd_policy)
+
+    p = sub.add_parser("audit", parents=[common],
+                       help="report known vulnerabilities of an installed environment")
+    _add_target_options(p)
+    _add_policy_options(p)
+    p.add_argument("--cert", action="append", default=[], metavar="PATH",
+                   help="also trust the CAs in this PEM bundle")
+    p.set_defaults(func=_cmd_audit)
 
     p = sub.add_parser(
         "lock", parents=[common], help="resolve, verify and write a lock file",
@@ -475,7 +502,11 @@ def _install_options(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
         groups=tuple(args.group) if args.group else None,
         require_lock=Path(args.require_lock) if args.require_lock else None,
     )
-    options = dataclasses.replace(options, attestations=attestation_policy(args))
+    from .policy import attestation_policy as with_policy
+
+    usage = _usage_policy(args)
+    options = dataclasses.replace(options, usage_policy=usage,
+                                  attestations=with_policy(usage, attestation_policy(args)))
     return options, target, options.weakenings
 
 
@@ -561,6 +592,43 @@ def _attestation_summary(verified: Sequence[Any], out: _Output) -> None:
                  + " (--attestations require refuses such files)")
 
 
+def _usage_policy(args: argparse.Namespace) -> Any:
+    from .policy import load_policy
+
+    settings = list(args.policy_set)
+    if getattr(args, "uploaded_prior_to", None):
+        settings.append(f"uploaded-prior-to={args.uploaded_prior_to}")
+    return load_policy(Path.cwd(), os.environ, args.policy, settings)
+
+
+def _cmd_policy(args: argparse.Namespace, out: _Output) -> int:
+    from .policy import describe
+
+    for line in describe(_usage_policy(args)):
+        print(line)
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace, out: _Output) -> int:
+    from . import tls
+    from .client import Client
+    from .install import find_installed
+    from .target import resolve_target
+    from .vulnerabilities import audit
+
+    policy = _usage_policy(args)
+    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
+    with Client(ssl_context=tls.create_context(args.cert)) as client:
+        findings = audit(find_installed(target), client=client, osv_dir=policy.osv_dir,
+                         api_indexes=policy.vulnerability_indexes,
+                         ignore=policy.vulnerabilities_ignore)
+    for f in findings:
+        out.info(f"{f.name} {f.version}: {f.advisory.describe()}"
+                 + (f" {f.advisory.link}" if f.advisory.link else ""))
+    out.info(f"{len(findings)} known vulnerabilit{'y' if len(findings) == 1 else 'ies'} found")
+    return 1 if findings else 0
+
+
 def _cmd_install(args: argparse.Namespace, out: _Output) -> int:
     from .pipeline import run_install
     from .progress import make_progress
@@ -616,7 +684,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except SecinstallError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
-        if exc.details and (verbosity >= 1 or isinstance(exc, HashesRequiredError)):
+        if exc.details and (verbosity >= 1
+                            or isinstance(exc, (HashesRequiredError, PolicyError))):
             for line in exc.details:
                 print(f"    {line}", file=sys.stderr)
         elif exc.details:
@@ -675,7 +744,7 @@ def _serve_settings(args: argparse.Namespace) -> tuple[Any, list[str]]:
     which the hook's own index URL stands for the index pip used before the hook."""
     from .config import load_pip_settings
     from .hook import unhooked_settings
-    from .models import Sources
+    from .models import InstallOptions, Sources
     from .serve import ServeSettings
 
     settings = unhooked_settings(load_pip_settings(os.environ, isolated=args.isolated),
@@ -697,9 +766,8 @@ def _serve_settings(args: argparse.Namespace) -> tuple[Any, list[str]]:
         proxy=s("proxy", args.proxy),
     )
     policy = attestation_policy(args)
-    weakened = [f"plain http:// allowed for {h} (--trusted-host)" for h in sources.trusted_hosts]
-    if policy.mode == "off":
-        weakened.append("attestations not checked (--attestations off)")
+    # The same options weaken verification the same way as for install.
+    weakened = InstallOptions(requirements=(), sources=sources, attestations=policy).weakenings
     cache_dir = s("cache-dir", args.cache_dir)
     return ServeSettings(
         sources=sources, policy=policy,

@@ -138,7 +138,11 @@ def _fetch_file(client: Client, cache: Cache, dist: PlannedDist,
             temp.unlink(missing_ok=True)
             raise
     hashes = {a: h.hexdigest() for a, h in hashers.items()}
-    path = cache.store(temp, hashes["sha256"], filename)
+    try:
+        path = cache.store(temp, hashes["sha256"], filename)
+    except BaseException:
+        temp.unlink(missing_ok=True)  # e.g. a file name the cache refuses
+        raise
     return FetchedFile(dist, path, hashes, size, from_cache=False)
 
 

@@ -249,6 +249,9 @@ class InstallOptions:
     #: `--require-lock FILE`: refuse anything this lock does not pin.
     require_lock: Path | None = None
 
+    #: The usage policy (`secinstall.policy.UsagePolicy`), checked on the plan.
+    usage_policy: Any = None
+
     @property
     def weakenings(self) -> list[str]:
         """Every way these options weaken verification, for the output, report and SBOM."""

@@ -138,6 +138,15 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
         how = {"lock": "read from the lock file", "pinned": "pinned (no resolver ran)",
                "pip": "resolved by pip's resolver"}[plan.resolver]
         log(f"{len(plan.items)} distribution(s) {how}; {len(todo)} to install")
+        usage = options.usage_policy
+        if usage is not None:
+            from .policy import check_plan
+
+            outcome.notes += check_plan(
+                dataclasses.replace(plan, items=tuple(todo)), usage, client=client,
+                index_urls=src.index_urls, requirements=[*options.requirements,
+                                                         *options.constraints],
+                jobs=options.jobs)
 
         # fetch
         cache = Cache(None if options.no_cache else (options.cache_dir or default_cache_dir()))
@@ -146,6 +155,10 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
                                 progress=progress or NoProgress(),
                                 policy=options.attestations)
 
+            if usage is not None:
+                from .policy import check_fetched
+
+                check_fetched(fetched, usage, options.attestations)
             # verify (archives are read in threads: zlib and hashlib release the GIL)
             trust = TrustFile(target.state_dir)
             with ThreadPoolExecutor(max_workers=2) as pool:
@@ -153,6 +166,12 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
                                         fetched))
             outcome.verified = [v for v, _ in checked]
             outcome.wheel_info = {v.dist.name: i for v, i in checked}
+            if usage is not None:
+                from .policy import check_metadata
+
+                outcome.notes += check_metadata(
+                    [(v.dist.name, v.dist.version, outcome.wheel_info[v.dist.name].metadata)
+                     for v in outcome.verified if v.dist.metadata is None], usage)
             if plan.resolver in ("pinned", "lock") and not options.no_deps:
                 requires = {name: info.requires_dist for name, info in outcome.wheel_info.items()}
                 # Already-installed distributions of the plan still bring their requirements.

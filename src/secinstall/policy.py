@@ -238,7 +238,9 @@ def _set(values: dict[str, object], origins: dict[str, str], key: str, value: ob
         for name, entry in value.items():
             _set(values, origins, f"{key}.{name}", entry, where, base)
         return
-    if dot and table in TABLES and not append:
+    if dot and table in TABLES:
+        if append:
+            raise ConfigError(f"{where}: {key}+= adds to a list; {key} is one value (use =)")
         name = _names([project], f"{where}: {key}", base)[0]
         what = f"{where}: {table}.{name}"
         values[f"{table}.{name}"] = _url(value, what) if table == "indexes" \
@@ -253,7 +255,8 @@ def _set(values: dict[str, object], origins: dict[str, str], key: str, value: ob
         old = values.get(key, DEFAULTS[key])
         if not isinstance(converted, tuple) or not isinstance(old, (tuple, bool)):
             raise ConfigError(f"{where}: {key}+= adds to a list, and {key} is not one")
-        converted = (*(old if isinstance(old, tuple) else ()), *converted)
+        # Adding projects to `require-attestations = true` (all) keeps it all.
+        converted = old if old is True else (*(old or ()), *converted)
         where = f"{origins[key]}, {where}" if key in origins else where
     values[key] = converted
     origins[key] = where
@@ -299,7 +302,7 @@ def load_policy(cwd: Path, environ: Mapping[str, str], policy_file: Path | None 
         if not path.is_file():
             continue
         data: object = _load_toml(path)
-        if path == policy_file and "policy" not in data:  # type: ignore[operator]
+        if path == policy_file and isinstance(data, dict) and "policy" not in data:
             section = ("tool", "secinstall", "policy")
         for part in section:
             data = data.get(part) if isinstance(data, dict) else None
@@ -536,7 +539,7 @@ def _check_indexes(dists: Sequence[PlannedDist], policy: UsagePolicy, client: Cl
                   if n == d.name and isinstance(r, FetchError)]
         if failed:
             found.append(f"can't check which index {d.name} comes from (fail closed): "
-                         + "; ".join(failed))
+                         + "; ".join(failed) + "; fix the connection, or drop that index")
             continue
         files = {u: r for (n, u), r in listed.items() if n == d.name and isinstance(r, list)}
         serving = [u for u, fs in files.items() if any(_same_file(f, d.file) for f in fs)]
@@ -558,7 +561,8 @@ def _check_indexes(dists: Sequence[PlannedDist], policy: UsagePolicy, client: Cl
             found.append(
                 f"{d.name} is on several indexes ({', '.join(on)}) and they don't serve the "
                 f"same {d.file.filename}: taking the highest version from any of them is "
-                "how dependency confusion works; say where it comes from: "
+                "how dependency confusion works, so with several indexes each such name "
+                "must be assigned to one; say where it comes from: "
                 f"[tool.secinstall.policy.indexes] {d.name} = \"{(serving or on)[0]}\", or "
                 f"--policy-set {assign}={(serving or on)[0]}")
     return found
@@ -618,7 +622,7 @@ def check_plan(plan: Plan, policy: UsagePolicy, *, client: Client,
     problems: list[str] = []
     warnings: list[str] = []
     for d in plan.items:
-        pinned = plan.resolver == "pinned" or d.is_direct or any(
+        pinned = plan.resolver in ("pinned", "lock") or d.is_direct or any(
             ur.is_pinned and canonicalize_name(ur.req.name) == d.name
             and ur.req.specifier.contains(d.version, prereleases=True) for ur in requirements)
         problems += _check_lists(d, policy)

@@ -122,7 +122,13 @@ def _pin_matches(file: IndexFile, pins: Mapping[str, frozenset[str]]) -> bool | 
 def choose_file(name: str, version: str, files: Sequence[IndexFile], target: Target,
                 pins: Mapping[str, frozenset[str]], where: str) -> IndexFile:
     """The best wheel of `name==version` for `target` whose hash fits the pins."""
-    wanted = Version(version)
+    try:
+        wanted = Version(version)
+    except InvalidVersion as exc:  # `name===anything` is a valid pin, but not findable
+        raise ResolveError(
+            f"{name} {version!r} ({where}) is not a PEP 440 version, so no index file can "
+            "be matched to it; pin a released version",
+        ) from exc
     same = [f for f in files if _file_version(f) == wanted]
     if not same:
         versions = sorted({v for f in files if (v := _file_version(f)) is not None})

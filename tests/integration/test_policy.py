@@ -285,7 +285,8 @@ def test_name_on_two_indexes_is_refused_unless_assigned(
     assert message == (
         f"mylib is on several indexes ({index.url}, {public.url}) and they don't serve the "
         f"same {squatted.name}: taking the highest version from any of them is how dependency "
-        f'confusion works; say where it comes from: [tool.secinstall.policy.indexes] mylib = '
+        'confusion works, so with several indexes each such name must be assigned to one; say '
+        'where it comes from: [tool.secinstall.policy.indexes] mylib = '
         f'"{public.url}", or --policy-set indexes.mylib={public.url}')
 
     assigned = policies.load(pyproject="[tool.secinstall.policy.indexes]\n"

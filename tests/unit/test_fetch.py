@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 from packaging.utils import canonicalize_name
+from tests.support import faults
+from tests.support.index import LocalIndex, Misbehaviour
+from tests.support.wheels import WheelMaker
 
 from secinstall.cache import Cache
 from secinstall.client import Client
@@ -18,9 +21,6 @@ from secinstall.fetch import fetch_all, fetch_one
 from secinstall.index import fetch_project
 from secinstall.models import AttestationPolicy, IndexFile, PlannedDist
 from secinstall.tls import create_context
-from tests.support import faults
-from tests.support.index import LocalIndex, Misbehaviour
-from tests.support.wheels import WheelMaker
 
 PROVENANCE = b'{"version": 1, "attestation_bundles": []}'
 
@@ -127,7 +127,9 @@ def test_malformed_index_hash_never_touches_files_outside_the_cache(
     clean-up of a 'corrupted' entry) reach `<tmp>/victim/<file name>`."""
     built = make_wheel("demo", "1.0")
     index.add(built, listed_sha256="../../victim")
+    index.add(make_wheel("other", "1.0"))
     cache = Cache(tmp_path / "cache")
+    fetch_one(client, cache, _planned(client, index, "other"))  # a cache in use
     victim = tmp_path / "victim" / built.name
     victim.parent.mkdir()
     victim.write_bytes(b"someone else's file")
@@ -139,14 +141,18 @@ def test_malformed_index_hash_never_touches_files_outside_the_cache(
     assert fetched.path.is_relative_to(cache.root)
 
 
+@pytest.mark.parametrize("listed_hash", [True, False], ids=["index-hash", "no-hash"])
 def test_file_name_that_is_a_path_is_refused(
-    client: Client, index: LocalIndex, wheel: Path, tmp_path: Path
+    client: Client, index: LocalIndex, wheel: Path, tmp_path: Path, listed_hash: bool
 ) -> None:
     dist = _planned(client, index)
-    hostile = dataclasses.replace(dist.file, filename="../../../../escaped.whl")
+    hostile = dataclasses.replace(dist.file, filename="../../../../escaped.whl",
+                                  hashes=dist.file.hashes if listed_hash else {})
+    cache = Cache(tmp_path / "cache")
     with pytest.raises(FetchError, match="refusing the file name"):
-        fetch_one(client, Cache(tmp_path / "cache"), dataclasses.replace(dist, file=hostile))
+        fetch_one(client, cache, dataclasses.replace(dist, file=hostile))
     assert not list(tmp_path.rglob("escaped.whl"))
+    assert _leftovers(cache) == []
 
 
 # -- broken transfers ---------------------------------------------------------------------------

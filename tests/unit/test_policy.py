@@ -209,6 +209,14 @@ def test_policy_file_problems(tmp_path: Path) -> None:
         policy_of("deny")
     with pytest.raises(ConfigError, match=r"min-release-age\+= adds to a list"):
         policy_of("min-release-age+=3")
+    with pytest.raises(ConfigError, match=r"indexes.x\+= adds to a list"):
+        policy_of("indexes.x+=https://x.example/simple/")
+
+
+def test_adding_projects_to_all_required_attestations_keeps_all() -> None:
+    assert policy_of("require-attestations=true",
+                     "require-attestations+=lib").require_attestations is True
+    assert policy_of("require-attestations+=lib").require_attestations == frozenset({"lib"})
 
 
 @pytest.mark.parametrize(("value", "expected"), [

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from tests.support.index import LocalIndex
+from tests.support.wheels import WheelMaker
 
 from secinstall.client import Client
 from secinstall.errors import HashesRequiredError, ResolveError, SdistRefusedError
@@ -24,8 +26,6 @@ from secinstall.resolve import (
 )
 from secinstall.target import Target, resolve_target
 from secinstall.tls import create_context
-from tests.support.index import LocalIndex
-from tests.support.wheels import WheelMaker
 
 UNFIT_TAG = "cp27-cp27m-win32"
 
@@ -112,6 +112,13 @@ def test_missing_version_lists_the_versions(target: Target) -> None:
     assert info.value.message == (
         "demo==1.0 (requirements.txt:7) was not found on the configured indexes; "
         "versions there: 0.9, 1.1, 1.10")
+
+
+def test_arbitrary_equality_version(target: Target) -> None:
+    files = [_file("demo-1.0-py3-none-any.whl")]
+    with pytest.raises(ResolveError, match=r"demo 'nightly' \(requirements\.txt:2\) is not a "
+                       "PEP 440 version"):
+        choose_file("demo", "nightly", files, target, {}, "requirements.txt:2")
 
 
 def test_requires_python_is_honoured(target: Target) -> None:
@@ -202,7 +209,7 @@ def test_resolve_pinned_twice(index: LocalIndex, make_wheel: WheelMaker, finder:
         resolve_pinned(options, target, finder)
 
 
-# -- pip's report -----------------------------------------------------------------------------------
+# -- pip's report ------------------------------------------------------------------------------
 
 
 def _item(name: str, version: str, *, requires: list[str] | None = None,
