@@ -90,6 +90,10 @@ class Refusal:
     reason: str
 
 
+class NotListedError(FetchError):
+    """A file no upstream index lists (answered 404, not recorded as a refusal)."""
+
+
 def verify_for_serving(fetched: FetchedFile, policy: AttestationPolicy,
                        trust: TrustFile | None) -> tuple[VerifiedDist, WheelInfo]:
     """`pipeline.verify`'s checks for a file a client asked for: the index's hashes (no
@@ -152,7 +156,7 @@ class VerifyingIndex:
             known, _ = self.wheels(project)
         same = [f for f in known if f.filename == filename]
         if not same:
-            raise FetchError(f"{filename}: no index lists it for {project}")
+            raise NotListedError(f"{filename}: no index lists it for {project}")
         digests = {f.hashes.get("sha256") for f in same} - {None}
         if len(digests) > 1:
             where = ", ".join(f"{f.origin} (sha256:{f.hashes.get('sha256')})" for f in same)
@@ -186,6 +190,8 @@ class VerifyingIndex:
                     and verified.attestation is not None:
                 with self._lock:
                     self.trust.update({name: verified.attestation})
+        except NotListedError:
+            raise
         except SecinstallError as exc:
             with self._lock:
                 self.refused.append(Refusal(name, filename, exc.message))
@@ -361,6 +367,9 @@ class _Handler(BaseHTTPRequestHandler):
         index = self.server.index
         try:
             served = index.verified_file(project, filename)
+        except NotListedError as exc:
+            self._send(404, f"{exc.message}\n".encode(), "text/plain; charset=utf-8")
+            return
         except (VerificationError, FetchError) as exc:
             verdict = "refused" if isinstance(exc, VerificationError) else "could not fetch"
             index.log(f"{verdict} {filename}: {exc.message}")

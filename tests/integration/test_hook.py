@@ -30,18 +30,18 @@ from tests.unit.test_attestations import WHEEL
 
 # Comments, two sections, a multi-line value, no final newline: all must come back as is.
 ORIGINAL = (
-    "# my pip settings\n"
-    "[global]\n"
-    "timeout = 60\n"
-    "index-url = https://mirror.example/simple/\n"
-    "extra-index-url =\n"
-    "    https://one.example/simple/\n"
-    "    https://two.example/simple/\n"
-    "; keep this comment\n"
-    "[install]\n"
-    "find-links = /srv/wheels\n"
-    "no-compile = no"
-).encode()
+    b"# my pip settings\n"
+    b"[global]\n"
+    b"timeout = 60\n"
+    b"index-url = https://mirror.example/simple/\n"
+    b"extra-index-url =\n"
+    b"    https://one.example/simple/\n"
+    b"    https://two.example/simple/\n"
+    b"; keep this comment\n"
+    b"[install]\n"
+    b"find-links = /srv/wheels\n"
+    b"no-compile = no"
+)
 
 
 @pytest.fixture

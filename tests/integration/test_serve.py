@@ -3,6 +3,7 @@ urllib and by a real pip; verified files are served, the others refused with the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 import pytest
+import trustme
 
 import secinstall
 from secinstall.cli import main
@@ -91,6 +94,19 @@ class ServeProcess:
     @property
     def port(self) -> int:
         return int(self.url.split(":")[2].split("/")[0])
+
+    def wait_for(self, text: str, timeout: float = 30) -> bool:
+        """True once the server printed `text` (its output reaches us through a pipe and
+        a reader thread, so a line logged before an answer may arrive after it)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.text:
+            if self.proc.poll() is not None and self.lines.empty():
+                return text in self.text
+            if time.monotonic() > deadline:
+                return False
+            with contextlib.suppress(queue.Empty):
+                self.output.append(self.lines.get(timeout=0.1))
+        return True
 
     @property
     def text(self) -> str:
@@ -231,8 +247,7 @@ def test_verified_file_is_served_byte_for_byte(
     assert status == 200
     assert body == wheel.read_bytes()
     assert headers["Cache-Control"] == "no-store"
-    assert (f"served {wheel.name}: sha256 checked against index; no provenance"
-            in server.text)
+    assert server.wait_for(f"served {wheel.name}: sha256 checked against index; no provenance")
 
 
 def test_sdist_file_refused_with_reason(
@@ -259,7 +274,37 @@ def test_tampered_file_refused_with_reason_in_status_line(
     assert reason.startswith("secinstall refused it: ")
     assert f"{wheel.name} does not match the hash the index gives for it" in reason
     assert "the index says sha256:" + sha256_of(wheel.read_bytes()) in body.decode()
-    assert f"refused {wheel.name}: " in server.text
+    assert server.wait_for(f"refused {wheel.name}: ")
+
+
+def test_file_no_index_lists_is_404(
+    index: LocalIndex, server: ServeProcess, make_wheel: WheelMaker,
+) -> None:
+    index.add(make_wheel("demo-pkg", "1.0"))
+    status, _, _, body = get(f"{server.url.removesuffix('/simple/')}/files/demo-pkg/"
+                             "demo_pkg-9.0-py3-none-any.whl")
+    assert status == 404
+    assert b"no index lists it for demo-pkg" in body
+
+
+def test_same_file_name_with_other_contents_on_another_index_refused(
+    index: LocalIndex, ca: trustme.CA, ca_file: Path, tmp_path: Path, make_wheel: WheelMaker,
+) -> None:
+    # Dependency confusion, or a mirror gone wrong: which of the two is the real one?
+    one = make_wheel("demo-pkg", "1.0")
+    other = make_wheel("demo-pkg", "1.0", files={"demo_pkg/__init__.py": "evil = True\n"})
+    index.add(one)
+    with LocalIndex(ca, tmp_path / "other-index") as extra:
+        extra.add(other)
+        extra_url = extra.url
+        args = [*serve_args(index, ca_file, tmp_path), "--extra-index-url", extra_url]
+        with ServeProcess(args) as server:
+            status, reason, _, _ = get(
+                f"{server.url.removesuffix('/simple/')}/files/demo-pkg/{one.name}")
+    assert status == 403
+    assert f"{one.name} is listed with different contents by two indexes: " in reason
+    assert f"{index.url} (sha256:{sha256_of(one.read_bytes())})" in reason
+    assert f"{extra_url} (sha256:{sha256_of(other.read_bytes())})" in reason
 
 
 # --- a real pip, the real attested wheel --------------------------------------------------------
@@ -275,7 +320,7 @@ def test_pip_installs_the_attested_wheel_through_the_server(
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert is_installed(venv)
-    assert f"served {WHEEL}: sha256 checked against index; {PUBLISHED_BY}" in server.text
+    assert server.wait_for(f"served {WHEEL}: sha256 checked against index; {PUBLISHED_BY}")
     assert f"/files/{WHEEL}.provenance" in index.requests
 
 
