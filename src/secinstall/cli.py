@@ -434,11 +434,17 @@ def _as_list(value: Any) -> list[str]:
 def _install_options(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
     """(InstallOptions, Target, weakened) from the arguments merged with pip's config."""
     from .config import load_pip_settings
+    from .errors import RequirementsError
+    from .hook import unhooked_settings
+    from .lockfiles.pylock import is_lock_path
     from .models import InstallOptions, Sources
     from .requirements import parse_files
     from .target import resolve_target
 
-    settings = load_pip_settings(os.environ, isolated=args.isolated)
+    # With `secinstall hook enable`, pip's index is our own verifying index: secinstall
+    # itself goes to what pip used before.
+    settings = unhooked_settings(load_pip_settings(os.environ, isolated=args.isolated),
+                                 os.environ)
 
     def s(key: str, cli: Any, default: Any = None) -> Any:
         return _setting(settings, key, cli, default)
@@ -447,10 +453,9 @@ def _install_options(args: argparse.Namespace) -> tuple[Any, Any, list[str]]:
                             prefix=s("prefix", args.prefix))
     if target.kind == "environment":
         # pip's "site" configuration file lives in the target environment.
-        settings = load_pip_settings(os.environ, isolated=args.isolated,
-                                     site_prefix=target.root)
-    from .errors import RequirementsError
-    from .lockfiles.pylock import is_lock_path
+        settings = unhooked_settings(
+            load_pip_settings(os.environ, isolated=args.isolated, site_prefix=target.root),
+            os.environ, site_prefix=target.root)
 
     req_files = _as_list(s("requirement", args.requirement, []))
     locks = [f for f in req_files if is_lock_path(f)]

@@ -212,7 +212,7 @@ class _RawConfigParser(configparser.RawConfigParser):
         return _normalize(optionstr)
 
 
-def _read_file(fname: str) -> list[tuple[str, str, str]]:
+def read_config_file(fname: str) -> list[tuple[str, str, str]]:
     """(section, name, value) of every option in `fname`; nothing if it doesn't exist."""
     parser = _RawConfigParser()
     if Path(fname).exists():
@@ -261,7 +261,7 @@ def load_pip_settings(
         ]
         for fname in names:
             try:
-                per_file[fname] = _read_file(fname)
+                per_file[fname] = read_config_file(fname)
             except ConfigError as exc:
                 problems.append(exc.message)
     sections: dict[str, dict[str, tuple[str, str]]] = {s: {} for s in _SECTIONS}
@@ -337,7 +337,7 @@ PROJECT_CHOICES = {"attestations": ("require", "auto", "off"),
                    "sigstore-instance": ("production", "staging")}
 
 
-def _load_toml(path: Path) -> dict[str, object]:
+def load_toml(path: Path) -> dict[str, object]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - Python 3.10
@@ -357,13 +357,13 @@ def load_project_settings(directory: Path) -> dict[str, Setting]:
     sources: list[tuple[Path, str, dict[str, object]]] = []
     pyproject = directory / "pyproject.toml"
     if pyproject.is_file():
-        tool = _load_toml(pyproject).get("tool", {})
+        tool = load_toml(pyproject).get("tool", {})
         table = tool.get("secinstall") if isinstance(tool, dict) else None
         if isinstance(table, dict):
             sources.append((pyproject, "[tool.secinstall]", table))
     own = directory / "secinstall.toml"
     if own.is_file():
-        sources.append((own, "", _load_toml(own)))
+        sources.append((own, "", load_toml(own)))
     for path, section, table in sources:
         where = f"{path} {section}".strip()
         for key, value in table.items():
@@ -379,7 +379,7 @@ def load_project_settings(directory: Path) -> dict[str, Setting]:
                 raise ConfigError(f"{where}: {key} = {value!r}; expected one of "
                                   f"{', '.join(PROJECT_CHOICES[key])}")
             if isinstance(value, dict):
-                value = {str(k): _publisher_spec(v, f"{where} publishers.{k}")
+                value = {str(k): publisher_spec(v, f"{where} publishers.{k}")
                          for k, v in value.items()}
             elif key == "provenance-dir":
                 value = str((path.parent / str(value)).resolve())
@@ -387,7 +387,7 @@ def load_project_settings(directory: Path) -> dict[str, Setting]:
     return settings
 
 
-def _publisher_spec(value: object, where: str) -> str:
+def publisher_spec(value: object, where: str) -> str:
     """A publisher pin from the config file: a string, or a table of its parts."""
     if isinstance(value, str):
         return value

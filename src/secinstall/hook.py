@@ -115,10 +115,10 @@ def _loaded_files(environ: Mapping[str, str], site_prefix: Path | None) -> list[
 
 def _index_entries(path: Path) -> list[tuple[str, str]]:
     """(section, key) of every index setting in the file at `path`."""
-    from .config import _read_file
+    from .config import read_config_file
 
     try:
-        items = _read_file(str(path))
+        items = read_config_file(str(path))
     except ConfigError:
         return []
     return [(s, k) for s, k, _v in items if k in INDEX_KEYS]

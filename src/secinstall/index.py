@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 from packaging.utils import canonicalize_name
 
@@ -35,8 +34,15 @@ def project_url(index_url: str, name: str) -> str:
     return index_url.rstrip("/") + "/" + canonicalize_name(name) + "/"
 
 
-def _clean_hashes(raw: dict[str, Any]) -> dict[str, str]:
-    return {k: str(v).lower() for k, v in raw.items() if k in HASH_NAMES and v}
+def _clean_hashes(raw: object) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        return {}
+    return {k: v.lower() for k, v in raw.items() if k in HASH_NAMES and isinstance(v, str) and v}
+
+
+def _text(value: object) -> str | None:
+    """An optional string field; any other type (from a broken index) counts as absent."""
+    return value if isinstance(value, str) and value else None
 
 
 def parse_json(body: bytes, page_url: str, origin: str) -> list[IndexFile]:
@@ -46,20 +52,26 @@ def parse_json(body: bytes, page_url: str, origin: str) -> list[IndexFile]:
         files = data["files"]
         result = []
         for f in files:
+            filename, url = f["filename"], f["url"]
+            if not isinstance(filename, str) or not isinstance(url, str):
+                raise TypeError(f"a file's filename and url must be strings, not {filename!r} "
+                                f"and {url!r}")
             yanked = f.get("yanked", False)
-            provenance = f.get("provenance")
+            provenance = _text(f.get("provenance"))
+            size = f.get("size")
             result.append(IndexFile(
-                filename=str(f["filename"]),
-                url=urllib.parse.urljoin(page_url, str(f["url"])),
-                hashes=_clean_hashes(dict(f.get("hashes") or {})),
-                requires_python=f.get("requires-python") or None,
+                filename=filename,
+                url=urllib.parse.urljoin(page_url, url),
+                hashes=_clean_hashes(f.get("hashes")),
+                requires_python=_text(f.get("requires-python")),
                 yanked=(yanked if isinstance(yanked, str) else "") if yanked else None,
-                upload_time=f.get("upload-time"),
-                size=f.get("size") if isinstance(f.get("size"), int) else None,
+                upload_time=_text(f.get("upload-time")),
+                size=size if isinstance(size, int) and not isinstance(size, bool) else None,
                 provenance_url=urllib.parse.urljoin(page_url, provenance) if provenance else None,
                 origin=origin,
             ))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    # RecursionError: absurdly deep nesting, which json gives up on.
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise FetchError(f"{page_url} is not a valid PEP 691 JSON project page: {exc}") from exc
     return result
 
@@ -79,6 +91,13 @@ class _LinkParser(HTMLParser):
 
 def parse_html(body: bytes, page_url: str, origin: str) -> list[IndexFile]:
     """Files of a PEP 503 project page (or a find-links HTML page)."""
+    try:
+        return _parse_html(body, page_url, origin)
+    except ValueError as exc:  # a URL urllib can't parse, e.g. "http://[::1"
+        raise FetchError(f"{page_url} is not a valid HTML project page: {exc}") from exc
+
+
+def _parse_html(body: bytes, page_url: str, origin: str) -> list[IndexFile]:
     parser = _LinkParser()
     parser.feed(body.decode("utf-8", errors="replace"))
     base = urllib.parse.urljoin(page_url, parser.base) if parser.base else page_url

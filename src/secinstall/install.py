@@ -162,6 +162,9 @@ def compile_bytecode(txn: Transaction, target: Target, sources: Sequence[Path]) 
     if not sources or not target.cache_tag:
         return
     for src in sources:
+        # py_compile would create a missing __pycache__ itself, unjournaled: a rollback
+        # would then leave it behind.
+        txn.make_dirs(src.parent / "__pycache__")
         txn.will_create(src.parent / "__pycache__" / f"{src.stem}.{target.cache_tag}.pyc")
     import importlib.util
 

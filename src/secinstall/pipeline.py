@@ -24,6 +24,7 @@ from .fetch import fetch_all
 from .index import Finder
 from .install import find_installed, install_wheels
 from .models import (
+    AttestationPolicy,
     FetchedFile,
     InstalledDist,
     InstallOptions,
@@ -71,13 +72,14 @@ def _split(plan: Plan, installed: dict[NormalizedName, InstalledDist],
     return todo, unchanged
 
 
-def verify(fetched: FetchedFile, plan: Plan, target: Target, options: InstallOptions,
-           trust: TrustFile | None) -> tuple[VerifiedDist, WheelInfo]:
-    """Every check a file must pass before it may be installed: its hashes, its
-    attestations against the publisher policy, then the archive itself."""
-    sources = check_hashes(fetched, require_pin=plan.require_hashes)
-    evidence, note = check_attestation(fetched, options.attestations, trust)
-    info = check_wheel(fetched, target.tags)
+def verify(fetched: FetchedFile, *, require_pin: bool, policy: AttestationPolicy,
+           trust: TrustFile | None, tags: tuple[str, ...]) -> tuple[VerifiedDist, WheelInfo]:
+    """Every check a file must pass before it may be installed (or served): its hashes,
+    its attestations against the publisher policy, then the archive itself (with `tags`,
+    that it fits the target; empty: any platform)."""
+    sources = check_hashes(fetched, require_pin=require_pin)
+    evidence, note = check_attestation(fetched, policy, trust)
+    info = check_wheel(fetched, tags)
     return VerifiedDist(fetched=fetched, hash_sources=sources, attestation=evidence,
                         attestation_note=note), info
 
@@ -162,8 +164,11 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
             # verify (archives are read in threads: zlib and hashlib release the GIL)
             trust = TrustFile(target.state_dir)
             with ThreadPoolExecutor(max_workers=2) as pool:
-                checked = list(pool.map(lambda f: verify(f, plan, target, options, trust),
-                                        fetched))
+                checked = list(pool.map(
+                    lambda f: verify(f, require_pin=plan.require_hashes,
+                                     policy=options.attestations, trust=trust,
+                                     tags=target.tags),
+                    fetched))
             outcome.verified = [v for v, _ in checked]
             outcome.wheel_info = {v.dist.name: i for v, i in checked}
             if usage is not None:

@@ -44,7 +44,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from .client import Client
-from .config import _load_toml
+from .config import load_toml
 from .errors import ConfigError, FetchError, PolicyError
 from .index import fetch_project
 from .models import (
@@ -198,12 +198,12 @@ def _urls(value: object, what: str, base: Path) -> tuple[str, ...]:
 
 
 def _publishers(value: object, what: str) -> tuple[Publisher, ...]:
-    from .config import _publisher_spec
+    from .config import publisher_spec
     from .verify.attestations import parse_publisher
 
     specs = value if isinstance(value, list) else [value]
     try:
-        return tuple(parse_publisher(_publisher_spec(s, what)) for s in specs)
+        return tuple(parse_publisher(publisher_spec(s, what)) for s in specs)
     except ConfigError as exc:
         raise ConfigError(f"{what}: {exc.message}") from exc
 
@@ -301,7 +301,7 @@ def load_policy(cwd: Path, environ: Mapping[str, str], policy_file: Path | None 
     for path, section in policy_files(cwd, environ, policy_file):
         if not path.is_file():
             continue
-        data: object = _load_toml(path)
+        data: object = load_toml(path)
         if path == policy_file and isinstance(data, dict) and "policy" not in data:
             section = ("tool", "secinstall", "policy")
         for part in section:

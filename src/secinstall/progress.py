@@ -60,5 +60,9 @@ class RichProgress:
 
 def make_progress(enabled: bool) -> Progress:
     if enabled and sys.stderr.isatty():
-        return RichProgress()
+        try:
+            return RichProgress()
+        except ImportError:
+            # rich is not part of the core install path (get-secinstall.py runs without it).
+            return NoProgress()
     return NoProgress()

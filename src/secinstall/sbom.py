@@ -89,9 +89,19 @@ _PUBLISHER_HOSTS = {"github": "https://github.com/", "gitlab": "https://gitlab.c
 # --- writing a fragment ----------------------------------------------------------------
 
 def write_fragment(txn: Transaction, outcome: Outcome, *, indexes: Sequence[str],
-                   weakened: Sequence[str] = ()) -> Path:
+                   weakened: Sequence[str] = ()) -> Path | None:
     """Write the fragment of this install to `<state_dir>/sbom/<UTC time>-<id>.cdx.json`,
-    journaled in `txn` (a rollback deletes it) and written atomically."""
+    journaled in `txn` (a rollback deletes it) and written atomically.
+
+    Without cyclonedx-python-lib (the core install path, e.g. get-secinstall.py, runs
+    without the heavy dependencies) no fragment is written and `outcome.notes` says so.
+    """
+    try:
+        import cyclonedx  # noqa: F401
+    except ImportError:
+        outcome.notes.append("no SBOM fragment was written for this install: "
+                             "cyclonedx-python-lib is not installed")
+        return None
     bom = fragment_bom(outcome, indexes=indexes, weakened=weakened)
     text = _dumps(bom) + "\n"
     folder = outcome.target.state_dir / SBOM_DIR

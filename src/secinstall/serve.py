@@ -36,15 +36,14 @@ from .fetch import fetch_one
 from .index import Finder
 from .models import (
     AttestationPolicy,
-    FetchedFile,
     IndexFile,
     PlannedDist,
     Sources,
     VerifiedDist,
 )
-from .verify.hashes import check_hashes
-from .verify.publishers import TrustFile, check_attestation
-from .verify.wheel import WheelInfo, check_wheel
+from .pipeline import verify
+from .verify.publishers import TrustFile
+from .verify.wheel import WheelInfo
 
 Log = Callable[[str], None]
 
@@ -92,18 +91,6 @@ class Refusal:
 
 class NotListedError(FetchError):
     """A file no upstream index lists (answered 404, not recorded as a refusal)."""
-
-
-def verify_for_serving(fetched: FetchedFile, policy: AttestationPolicy,
-                       trust: TrustFile | None) -> tuple[VerifiedDist, WheelInfo]:
-    """`pipeline.verify`'s checks for a file a client asked for: the index's hashes (no
-    pins exist), the attestation against the policy, the archive. The wheel's tags are
-    the client's choice (`pip download --platform` is legitimate), so they aren't checked."""
-    sources = check_hashes(fetched, require_pin=False)
-    evidence, note = check_attestation(fetched, policy, trust)
-    info = check_wheel(fetched, ())
-    return VerifiedDist(fetched=fetched, hash_sources=sources, attestation=evidence,
-                        attestation_note=note), info
 
 
 def is_loopback(host: str) -> bool:
@@ -185,7 +172,10 @@ class VerifyingIndex:
             dist = PlannedDist(name=name, version=str(version), file=file, pinned={},
                                requested=False)
             fetched = fetch_one(self.client, self.cache, dist, policy=self.settings.policy)
-            verified, info = verify_for_serving(fetched, self.settings.policy, self.trust)
+            # The wheel's tags are the client's choice (`pip download --platform` is
+            # legitimate) and no pins exist here, so neither is checked.
+            verified, info = verify(fetched, require_pin=False, policy=self.settings.policy,
+                                    trust=self.trust, tags=())
             if self.trust is not None and self.settings.record_trust \
                     and verified.attestation is not None:
                 with self._lock:

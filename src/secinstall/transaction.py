@@ -11,6 +11,7 @@ backwards. A journal left by a killed process is finished or undone by the next 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -163,6 +164,15 @@ def _entries(txn_dir: Path) -> list[dict[str, Any]]:
     return entries
 
 
+def _drop_bytecode_temps(pyc: Path) -> None:
+    """importlib writes bytecode to `<name>.pyc.<id>` and renames it into place
+    (`importlib._bootstrap_external._write_atomic`): a kill in between leaves that file."""
+    with contextlib.suppress(OSError):
+        for stray in pyc.parent.glob(f"{glob.escape(pyc.name)}.*"):
+            if stray.suffix[1:].isdigit():
+                stray.unlink()
+
+
 def undo(txn_dir: Path) -> None:
     """Replay a journal backwards, then delete it."""
     for entry in reversed(_entries(txn_dir)):
@@ -171,6 +181,8 @@ def undo(txn_dir: Path) -> None:
         if op == "create":
             if path.is_symlink() or path.is_file():
                 path.unlink()
+            if path.suffix == ".pyc":
+                _drop_bytecode_temps(path)
         elif op == "mkdir":
             with contextlib.suppress(OSError):
                 # __pycache__ left by imports during the transaction is ours to drop

@@ -115,9 +115,19 @@ def check_attestation(fetched: FetchedFile, policy: AttestationPolicy,
         return None, "no provenance"
     from .attestations import load_provenance, verify_file
 
-    loaded = load_provenance(fetched.provenance, source=fetched.provenance_source or "?")
-    evidence = verify_file(dist.file.filename, fetched.sha256, loaded,
-                           instance=policy.instance, publishers=pins)
+    try:
+        loaded = load_provenance(fetched.provenance, source=fetched.provenance_source or "?")
+        evidence = verify_file(dist.file.filename, fetched.sha256, loaded,
+                               instance=policy.instance, publishers=pins)
+    except ImportError as exc:
+        # secinstall's core (as get-secinstall.py installs it) runs without the verifier;
+        # fail closed rather than skip the check.
+        raise AttestationError(
+            f"{dist.file.filename} has PEP 740 provenance, but it can't be verified: "
+            f"{exc.name or exc} is not installed (secinstall was installed without its "
+            "other dependencies); install sigstore and pypi-attestations, or pass "
+            "--attestations off (weakens security; reported)",
+        ) from exc
     if trust is not None and evidence.publisher is not None:
         old = trust.trusted(dist.name)
         if old is not None and not same_publisher(old, evidence.publisher) \

@@ -5,6 +5,7 @@ size that is not a decompression bomb. Every problem is collected, then raised o
 from __future__ import annotations
 
 import configparser
+import csv
 import lzma
 import zipfile
 import zlib
@@ -30,10 +31,13 @@ MAX_UNPACKED_BYTES = 8 * 1024**3
 #: decompression bomb (deflate tops out near 1030:1).
 MAX_RATIO = 1000
 MIN_BOMB_BYTES = 10 * 1024**2
+#: Hash algorithms a RECORD may use (the wheel spec: sha256 or stronger; no md5, no sha1).
+RECORD_HASHES = frozenset({"sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512",
+                           "blake2b", "blake2s"})
 
 #: What a damaged or hostile archive makes zipfile and installer raise while reading it.
 _UNREADABLE = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError, KeyError,
-               ValueError, NotImplementedError, RuntimeError)
+               ValueError, NotImplementedError, RuntimeError, csv.Error)
 
 _RAW_TO_JSON = {"classifiers": "classifier", "platforms": "platform",
                 "supported_platforms": "supported_platform", "license_files": "license_file"}
@@ -146,21 +150,26 @@ def _record_problems(source: WheelFile, names: set[str], dist_info: str,
     record = f"{dist_info}/RECORD"
     if record not in names:
         return [f"it has no {record}"]
-    problems = []
+    try:
+        rows = list(parse_record_file(source.read_dist_info("RECORD").splitlines()))
+    except (InvalidRecordEntry, ValueError, csv.Error) as exc:
+        return [f"RECORD: not a valid RECORD file: {exc}"]
+    # Checked first: installer would hash with whatever RECORD names (md5, or shake_128,
+    # whose digest() then fails with a TypeError).
+    problems = [f"RECORD: {row[0]} is hashed with {algorithm!r}; a wheel's RECORD uses "
+                "sha256 or stronger" for row in rows
+                if row[1] and (algorithm := row[1].partition("=")[0]) not in RECORD_HASHES]
+    if problems:
+        return problems
     try:
         source.validate_record(validate_contents=True)
     except (InstallerError, ValueError) as exc:
         prefix = f"In {path}, "  # installer names the full path: noise here
         issues = getattr(exc, "issues", None) or [str(exc)]
         problems += [f"RECORD: {str(i).removeprefix(prefix)}" for i in issues]
-    try:
-        listed = [row[0] for row in parse_record_file(
-            source.read_dist_info("RECORD").splitlines())]
-    except (InvalidRecordEntry, ValueError, InstallerError):
-        return problems  # validate_record reported it
     files = {n for n in names if not n.endswith("/")}
-    problems += [f"RECORD: lists {entry}, which is not in the archive"
-                 for entry in listed if entry not in files]
+    problems += [f"RECORD: lists {row[0]}, which is not in the archive"
+                 for row in rows if row[0] not in files]
     return problems
 
 
