@@ -42,7 +42,7 @@ INSTALL_ENV: dict[str, str | None] = {
 
 # The lock files: every dependency pinned with the hashes of all its files, resolved for
 # every platform and Python >= 3.10, from PyPI only.
-LOCKED = ("nox", "tests", "lint", "typecheck", "bandit", "lock")
+LOCKED = ("nox", "tests", "lint", "typecheck", "bandit", "lock", "bench")
 
 # pytest.ExitCode.NO_TESTS_COLLECTED; pytest is not importable from nox's own environment.
 PYTEST_NO_TESTS_COLLECTED = 5
@@ -101,6 +101,43 @@ def bandit(session: nox.Session) -> None:
     """Scan src/ with bandit (settings in pyproject.toml)."""
     install_locked(session, "bandit")
     session.run("bandit", "-c", "pyproject.toml", "-r", "src", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Time secinstall against pip and uv on a local index (benchmarks/README.md).
+
+    Extra arguments go to benchmarks/bench.py, e.g. `nox -s bench -- --repeat 3`.
+    """
+    install_locked(session, "bench")
+    install_project(session)
+    session.run("python", str(ROOT / "benchmarks" / "bench.py"), *session.posargs)
+
+
+@nox.session(default=False)
+def bootstrap(session: nox.Session) -> None:
+    """Build dist/get-secinstall.py, the single-file bootstrap, from src/ and vendor/.
+
+    The same sources give the same bytes. Extra arguments go to the builder, e.g.
+    `nox -s bootstrap -- -o get-secinstall.py`.
+    """
+    # The lock has flit_core, which builds secinstall's wheel for the script to embed.
+    install_locked(session, "tests")
+    install_project(session)
+    session.run("python", "-m", "secinstall.bootstrap", "--root", str(ROOT), "build",
+                *session.posargs)
+
+
+@nox.session(default=False)
+def vendor(session: nox.Session) -> None:
+    """Re-vendor vendor/ from the wheels vendor/vendor.txt pins (see vendor/README.md).
+
+    secinstall downloads and verifies them (pins, RECORD, attestations) from PyPI.
+    """
+    install_locked(session, "tests")
+    install_project(session)
+    session.run("python", "-m", "secinstall.bootstrap", "--root", str(ROOT), "vendor",
+                "--cache-dir", str(ROOT / ".nox" / "_vendor-cache"), *session.posargs)
 
 
 @nox.session(default=False)

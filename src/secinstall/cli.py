@@ -33,6 +33,12 @@ no resolver; anything else is resolved by pip's resolver (pip install --dry-run
 """
 
 
+#: Top-level modules of the dependencies imported lazily (absent in a core-only install).
+OPTIONAL_MODULES = frozenset({"sigstore", "pypi_attestations", "pydantic", "cryptography",
+                              "cyclonedx", "packageurl", "license_expression", "rich",
+                              "sigstore_models", "rfc8785", "pip"})
+
+
 class _Output:
     """Where human-readable messages go (stderr when the report takes stdout)."""
 
@@ -699,6 +705,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; every change was rolled back", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        # The heavy dependencies are imported lazily; a core-only install (the bootstrap)
+        # lacks them. Anything else missing is a bug worth its traceback.
+        if exc.name is None or exc.name.split(".")[0] not in OPTIONAL_MODULES:
+            raise
+        print(f"error: this needs the Python package {exc.name!r}, which is not installed; "
+              "install secinstall with its dependencies (python -m pip install secinstall)",
+              file=sys.stderr)
+        return 1
 
 
 # --- serve, hook, run: the verifying index -------------------------------------------------

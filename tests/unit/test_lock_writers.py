@@ -129,7 +129,7 @@ def test_pylock_validates_and_reads_back(real_outcome: Outcome, host: Target,
     Pylock.from_dict(load_toml(path.read_text(encoding="utf-8")))
     plan, pins = plan_from_pylock(path, host)
 
-    assert (plan.resolver, plan.require_hashes) == ("pinned", True)
+    assert (plan.resolver, plan.require_hashes) == ("lock", True)
     by_name = {v.dist.name: v for v in real_outcome.verified}
     assert [d.name for d in plan.items] == sorted(by_name)
     for dist in plan.items:

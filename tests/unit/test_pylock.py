@@ -119,7 +119,7 @@ def test_lock_written_by_pip(tmp_path: Path, make_wheel: WheelMaker, host: Targe
         assert dist.pinned == {"sha256": frozenset({sha256})}
         assert dist.file.origin == str(tmp_path / "pylock.toml")
         assert dist.requested
-    assert (plan.resolver, plan.require_hashes) == ("pinned", True)
+    assert (plan.resolver, plan.require_hashes) == ("lock", True)
     assert pins == {}
 
 

@@ -1,0 +1,398 @@
+"""get-secinstall.py end to end: built from this checkout, run by a bare interpreter in a
+fresh venv without pip, installing from a real HTTPS index; and vendor/ checked as it is.
+
+The script's default pins (vendor/vendor.txt) name PyPI's wheels. The offline tests build
+the same script with pins of wheels repacked from vendor/ (same files, other bytes), which
+the local index serves; the tests marked `network` run the real script against PyPI.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+
+from secinstall import __version__
+from secinstall._bootstrap_template import forwarded, split_requirements
+from secinstall.bootstrap import (
+    ZIP_DATE,
+    VendoredDist,
+    bom_json,
+    build_script,
+    check_vendored,
+    read_pins,
+    vendor,
+)
+from secinstall.errors import VerificationError
+from secinstall.requirements import parse_files
+from tests.conftest import Venv
+from tests.support.index import LocalIndex
+from tests.support.snapshot import snapshot
+from tests.support.wheels import WheelMaker
+
+ROOT = Path(__file__).parents[2]
+VENDOR = ROOT / "vendor"
+CORE = {"installer", "packaging", "truststore", "urllib3"} | (
+    {"tomli"} if sys.version_info < (3, 11) else set())
+
+
+@dataclass(frozen=True)
+class Repacked:
+    """A vendored distribution packed again into a wheel: the same files, other bytes."""
+
+    path: Path
+    sha256: str
+    line: str
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _repack(dist: VendoredDist, dest: Path) -> Repacked:
+    path = dest / dist.filename
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for rel in dist.files:
+            archive.writestr(rel, (VENDOR / rel).read_bytes())
+    digest = _sha256(path.read_bytes())
+    requirement = dist.pin.line.rsplit(" --hash=", 1)[0]  # with its marker, if any
+    return Repacked(path, digest, f"{requirement} --hash=sha256:{digest}")
+
+
+@pytest.fixture(scope="session")
+def repacked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Repacked]:
+    dest = tmp_path_factory.mktemp("repacked")
+    return {d.pin.name: _repack(d, dest) for d in check_vendored(VENDOR)}
+
+
+@pytest.fixture(scope="session")
+def script(tmp_path_factory: pytest.TempPathFactory, repacked: dict[str, Repacked]) -> Path:
+    """get-secinstall.py from this checkout, with the repacked wheels' pins as its core."""
+    path = tmp_path_factory.mktemp("script") / "get-secinstall.py"
+    pins = "".join(f"{r.line}\n" for r in repacked.values())
+    path.write_bytes(build_script(ROOT, core_pins=pins))
+    return path
+
+
+def run(python: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run `python ARGS` as a user would: PYTHONPATH dropped, so only what is installed
+    in python's environment (or what the script embeds) is importable."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    return subprocess.run([str(python), *map(str, args)], capture_output=True, text=True,
+                          env=env, check=False, timeout=300)
+
+
+def installed(venv: Venv) -> set[str]:
+    return {canonicalize_name(p.name.partition("-")[0])
+            for p in venv.purelib.glob("*.dist-info")}
+
+
+def index_options(index: LocalIndex, ca_file: Path, cache: Path) -> list[str]:
+    return ["--index-url", index.url, "--cert", str(ca_file), "--cache-dir", str(cache)]
+
+
+# --- installing ------------------------------------------------------------------------------
+
+
+def bootstrap_core(venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
+                   repacked: dict[str, Repacked], cache: Path) -> subprocess.CompletedProcess[str]:
+    """Run the script with no requirements: secinstall and its core into `venv`."""
+    for r in repacked.values():
+        index.add(r.path)
+    result = run(venv.python, script, *index_options(index, ca_file, cache))
+    assert result.returncode == 0, result.stderr
+    assert installed(venv) == {"secinstall", *CORE}
+    return result
+
+
+def test_installs_secinstall_and_its_core_in_a_venv_without_pip(
+    venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
+    repacked: dict[str, Repacked], make_wheel: WheelMaker, tmp_path: Path,
+) -> None:
+    result = bootstrap_core(venv, index, ca_file, script, repacked, tmp_path / "cache")
+    assert "verification weakened: attestations not checked" in result.stderr
+    assert "installed with its core dependencies only" in result.stderr
+    version = run(venv.python, "-m", "secinstall", "--version")
+    assert version.stdout.strip() == f"secinstall {__version__}", version.stderr
+    # The core is enough for the pinned install path, with no heavy dependency installed.
+    demo = make_wheel("demo", "1.0")
+    index.add(demo)
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text(f"demo==1.0 --hash=sha256:{_sha256(demo.read_bytes())}\n")
+    second = run(venv.python, "-m", "secinstall", "install", "-r", reqs,
+                 *index_options(index, ca_file, tmp_path / "cache"))
+    assert second.returncode == 0, second.stderr
+    assert "demo" in installed(venv)
+    assert "no SBOM fragment was written for this install: cyclonedx-python-lib" in second.stderr
+
+
+def test_the_installed_core_refuses_provenance_it_cannot_verify(
+    venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
+    repacked: dict[str, Repacked], make_wheel: WheelMaker, tmp_path: Path,
+) -> None:
+    """Without sigstore and pypi-attestations, a file with PEP 740 provenance is refused
+    (fail closed), with a message, not a traceback."""
+    bootstrap_core(venv, index, ca_file, script, repacked, tmp_path / "cache")
+    demo = make_wheel("demo", "1.0")
+    index.add(demo, provenance=b"{}")
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text(f"demo==1.0 --hash=sha256:{_sha256(demo.read_bytes())}\n")
+    before = snapshot(venv.path)
+    result = run(venv.python, "-m", "secinstall", "install", "-r", reqs,
+                 *index_options(index, ca_file, tmp_path / "cache"))
+    assert result.returncode == 1
+    assert "has PEP 740 provenance, but it can't be verified" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(venv.path) == before
+
+
+@pytest.mark.parametrize("how", ["arguments", "requirements-file"])
+def test_installs_pinned_requirements_only(
+    how: str, venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
+    make_wheel: WheelMaker, tmp_path: Path,
+) -> None:
+    demo = make_wheel("demo", "1.0")
+    index.add(demo)
+    pin = ["demo==1.0", f"--hash=sha256:{_sha256(demo.read_bytes())}"]
+    if how == "requirements-file":
+        reqs = tmp_path / "reqs.txt"
+        reqs.write_text(" ".join(pin) + "\n")
+        pin = ["-r", str(reqs)]
+    result = run(venv.python, script, *pin, *index_options(index, ca_file, tmp_path / "c"))
+    assert result.returncode == 0, result.stderr
+    assert installed(venv) == {"demo"}
+    assert "core dependencies only" not in result.stderr
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+
+def _other_bytes(wheel: Path) -> bytes:
+    """A valid wheel of the same name and files whose bytes differ."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("swap", ["download", "listing"])
+def test_a_swapped_core_wheel_is_refused(
+    swap: str, venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
+    repacked: dict[str, Repacked], tmp_path: Path,
+) -> None:
+    """The index serves other bytes for packaging than the script pins: while claiming
+    the pinned hash ("download"), or listing their real hash ("listing")."""
+    for name, r in repacked.items():
+        if name != "packaging":
+            index.add(r.path)
+    packaging = repacked["packaging"].path
+    if swap == "download":
+        index.add(packaging, serve_bytes=_other_bytes(packaging))
+    else:
+        swapped = tmp_path / "swapped" / packaging.name
+        swapped.parent.mkdir()
+        swapped.write_bytes(_other_bytes(packaging))
+        index.add(swapped)
+    before = snapshot(venv.path)
+    result = run(venv.python, script, *index_options(index, ca_file, tmp_path / "cache"))
+    assert result.returncode == 1
+    assert "packaging" in result.stderr
+    expected = "sha256" if swap == "download" else "matches the hashes pinned"
+    assert expected in result.stderr
+    assert snapshot(venv.path) == before
+
+
+def test_a_swapped_pinned_requirement_is_refused(
+    venv: Venv, index: LocalIndex, ca_file: Path, script: Path, make_wheel: WheelMaker,
+    tmp_path: Path,
+) -> None:
+    good = make_wheel("demo", "1.0")
+    evil = make_wheel("demo", "1.0", files={"demo/__init__.py": "print('swapped')\n"})
+    index.add(good, serve_bytes=evil.read_bytes())
+    before = snapshot(venv.path)
+    result = run(venv.python, script, "demo==1.0", f"--hash=sha256:{_sha256(good.read_bytes())}",
+                 *index_options(index, ca_file, tmp_path / "cache"))
+    assert result.returncode == 1
+    assert _sha256(evil.read_bytes()) in result.stderr
+    assert snapshot(venv.path) == before
+
+
+@pytest.mark.parametrize(
+    "args", [["demo"], ["demo==1.0"], ["demo>=1", f"--hash=sha256:{'0' * 64}"]],
+    ids=["bare", "no-hash", "not-exact"])
+def test_unpinned_requirements_are_refused_before_any_request(
+    args: list[str], venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
+    tmp_path: Path,
+) -> None:
+    before = snapshot(venv.path)
+    result = run(venv.python, script, *args, *index_options(index, ca_file, tmp_path / "c"))
+    assert result.returncode == 2
+    assert "installs pinned requirements only" in result.stderr
+    assert args[0] in result.stderr
+    assert index.requests == []
+    assert snapshot(venv.path) == before
+
+
+def test_a_damaged_script_is_refused(venv: Venv, script: Path, tmp_path: Path) -> None:
+    text = script.read_text()
+    start = text.index('PAYLOAD = """\n') + len('PAYLOAD = """\n') + 5000
+    start += text[start] == "\n"
+    # Another valid base85 character: the payload decodes, but to other bytes.
+    damaged = text[:start] + ("0" if text[start] != "0" else "1") + text[start + 1:]
+    path = tmp_path / "get-secinstall.py"
+    path.write_text(damaged)
+    before = snapshot(venv.path)
+    result = run(venv.python, path)
+    assert result.returncode == 2
+    assert "this file is damaged" in result.stderr
+    assert snapshot(venv.path) == before
+
+
+# --- the build -------------------------------------------------------------------------------
+
+
+def _payload(script_bytes: bytes) -> zipfile.ZipFile:
+    text = script_bytes.decode()
+    encoded = text.split('PAYLOAD = """\n', 1)[1].split('"""', 1)[0]
+    return zipfile.ZipFile(io.BytesIO(base64.b85decode("".join(encoded.split()))))
+
+
+def test_two_builds_in_two_places_are_byte_identical(tmp_path: Path) -> None:
+    copy = tmp_path / "elsewhere"
+    for name in ("src", "vendor"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(ROOT / name, copy / name)
+    first, second = build_script(ROOT), build_script(copy)
+    assert _sha256(first) == _sha256(second)
+    archive = _payload(first)
+    names = archive.namelist()
+    assert names == sorted(names)
+    assert all(i.date_time == ZIP_DATE for i in archive.infolist())
+    assert not any(n.startswith("/") or ".." in n.split("/") for n in names)
+    # The embedded wheel is the one the script pins.
+    text = first.decode()
+    wheel = next(n for n in names if n.startswith("wheels/"))
+    assert f"WHEEL_SHA256 = '{_sha256(archive.read(wheel))}'" in text
+    assert str(ROOT) not in text and str(copy) not in text
+
+
+def test_the_script_embeds_vendor_txt_pins_and_exactly_the_vendored_files() -> None:
+    data = build_script(ROOT)
+    text = data.decode()
+    for pin in read_pins(VENDOR / "vendor.txt"):
+        assert pin.line in text
+    lib = {n.removeprefix("lib/") for n in _payload(data).namelist() if n.startswith("lib/")}
+    assert lib == {f for d in check_vendored(VENDOR) for f in d.files}
+
+
+# --- vendor/ ---------------------------------------------------------------------------------
+
+
+def test_vendor_holds_the_pinned_distributions_unchanged_with_their_sbom() -> None:
+    dists = check_vendored(VENDOR)
+    assert {d.pin.name for d in dists} == {"installer", "packaging", "truststore", "urllib3",
+                                          "tomli"}
+    text = (VENDOR / "bom.cdx.json").read_text()
+    assert text == bom_json(dists)
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    hashes = {c["name"]: c["hashes"][0]["content"] for c in json.loads(text)["components"]}
+    assert hashes == {d.pin.name: d.pin.sha256 for d in dists}
+
+
+@pytest.mark.parametrize("change", ["edited", "added", "removed"])
+def test_a_locally_edited_vendor_tree_is_refused(change: str, tmp_path: Path) -> None:
+    copy = tmp_path / "vendor"
+    shutil.copytree(VENDOR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    target = copy / "packaging" / "version.py"
+    if change == "edited":
+        target.write_text(target.read_text() + "\n# a local edit\n")
+    elif change == "added":
+        (copy / "packaging" / "extra.py").write_text("x = 1\n")
+    else:
+        target.unlink()
+    with pytest.raises(VerificationError) as info:
+        check_vendored(copy)
+    assert "packaging/" in info.value.message
+
+
+@pytest.mark.parametrize(("argv", "requirements", "options"), [
+    (["pip==25.1", "--hash=sha256:aa", "--hash", "sha256:bb", "-i", "https://x/"],
+     [["pip==25.1", "--hash=sha256:aa", "--hash=sha256:bb"]], ["-i", "https://x/"]),
+    (["--cert", "ca.pem", "a==1", "--hash=sha256:aa", "b==2", "--hash=sha256:bb", "-q"],
+     [["a==1", "--hash=sha256:aa"], ["b==2", "--hash=sha256:bb"]], ["--cert", "ca.pem", "-q"]),
+    (["--target", "demo==1", "--no-index"], [], ["--target", "demo==1", "--no-index"]),
+], ids=["hashes-follow-their-requirement", "two-requirements", "option-values-are-no-reqs"])
+def test_arguments_are_split_into_pinned_requirements_and_options(
+    argv: list[str], requirements: list[list[str]], options: list[str],
+) -> None:
+    assert split_requirements(argv) == (requirements, options)
+
+
+def test_options_are_passed_on_to_secinstall_install() -> None:
+    from secinstall._bootstrap_template import build_parser
+
+    args = build_parser().parse_args(["-i", "https://x/", "--cert", "a.pem", "--cert", "b.pem",
+                                      "--no-index", "-vv", "--target", "t"])
+    assert forwarded(args) == ["--index-url", "https://x/", "--no-index", "--cert", "a.pem",
+                               "--cert", "b.pem", "--target", "t", "--verbose", "--verbose"]
+
+
+# --- the real pins, against PyPI ---------------------------------------------------------------
+
+
+@pytest.mark.network
+def test_the_real_script_installs_secinstall_from_pypi(venv: Venv, tmp_path: Path) -> None:
+    script = tmp_path / "get-secinstall.py"
+    script.write_bytes(build_script(ROOT))
+    result = run(venv.python, script, "--cache-dir", tmp_path / "cache")
+    assert result.returncode == 0, result.stderr
+    versions = {canonicalize_name(n): v for n, _, v in
+                (p.name.removesuffix(".dist-info").partition("-")
+                 for p in venv.purelib.glob("*.dist-info"))}
+    pins = {p.name: p.version for p in read_pins(VENDOR / "vendor.txt") if p.name in CORE}
+    assert versions == {"secinstall": __version__, **pins}
+    assert run(venv.python, "-m", "secinstall", "--version").returncode == 0
+
+
+@pytest.mark.network
+def test_the_real_script_installs_pinned_pip_from_pypi(venv: Venv, tmp_path: Path) -> None:
+    pip = next(ur for ur in parse_files([ROOT / "requirements" / "tests.txt"]).requirements
+               if ur.req.name == "pip")
+    hashes: Sequence[str] = [f"--hash=sha256:{h}" for h in sorted(pip.hashes["sha256"])]
+    script = tmp_path / "get-secinstall.py"
+    script.write_bytes(build_script(ROOT))
+    result = run(venv.python, script, str(pip.req), *hashes, "--cache-dir", tmp_path / "c")
+    assert result.returncode == 0, result.stderr
+    version = run(venv.python, "-m", "pip", "--version")
+    assert version.stdout.startswith(f"pip {next(iter(pip.req.specifier)).version} ")
+
+
+@pytest.mark.network
+def test_vendor_is_exactly_the_pinned_wheels_unpacked(tmp_path: Path) -> None:
+    """Re-vendoring from PyPI into a copy of vendor.txt gives vendor/ byte for byte."""
+    (tmp_path / "vendor").mkdir()
+    for name in ("vendor.txt", "README.md", "ruff.toml"):
+        shutil.copyfile(VENDOR / name, tmp_path / "vendor" / name)
+    vendor(tmp_path, cache_dir=tmp_path / "cache")
+
+    def caches(rel: str) -> bool:
+        return rel.endswith("__pycache__")
+
+    assert snapshot(tmp_path / "vendor", caches) == snapshot(VENDOR, caches)
