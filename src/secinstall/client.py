@@ -183,8 +183,10 @@ class Client:
                     self._check_size(url, received, max_bytes)
                     write(chunk)
                 return resp.status, url, dict(resp.headers)
+            # SSLError here is a TLS record that didn't decrypt mid-body (the certificate
+            # was verified when connecting): the transfer was damaged, like a cut one.
             except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError,
-                    urllib3.exceptions.DecodeError) as exc:
+                    urllib3.exceptions.DecodeError, urllib3.exceptions.SSLError) as exc:
                 restart()
                 attempt = self._retry_or_raise(url, attempt, f"transfer broken: {exc}")
             finally:

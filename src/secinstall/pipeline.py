@@ -119,6 +119,14 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
                 retries=src.retries, proxy=src.proxy) as client:
         finder = Finder(client, src.index_urls, src.find_links)
 
+        # A transaction a killed process left behind is finished or undone first, so that
+        # what is installed is known before anything is decided.
+        if any(target.state_dir.glob("txn-*")):
+            with environment_lock(target.state_dir):
+                recovered = recover(target.state_dir)
+        else:
+            recovered = []
+
         # resolve (a lock file needs no resolver)
         if options.lock_file is not None:
             from .lockfiles.pylock import plan_from_pylock
@@ -135,7 +143,7 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
             from .lockfiles.guard import restrict_to_lock
 
             plan = restrict_to_lock(plan, options.require_lock, target)
-        outcome = Outcome(target=target, plan=plan)
+        outcome = Outcome(target=target, plan=plan, notes=recovered)
         todo, outcome.unchanged = _split(plan, find_installed(target), options.force_reinstall)
         how = {"lock": "read from the lock file", "pinned": "pinned (no resolver ran)",
                "pip": "resolved by pip's resolver"}[plan.resolver]

@@ -489,6 +489,8 @@ def _parse_req_string(text: str, where: str) -> Requirement:
         )
     try:
         req = Requirement(f"{name} ; {marker}" if marker else name)
+    except RecursionError as exc:  # hostile nesting in a marker
+        raise RequirementsError(f"{where}: Invalid requirement: nested too deeply") from exc
     except InvalidRequirement as exc:
         message = f"{where}: Invalid requirement: {text!r}: {exc}"
         if "=" in name and not any(op in name for op in _OPERATORS):

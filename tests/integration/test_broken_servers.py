@@ -3,10 +3,12 @@ used unless the whole of it, as finally downloaded, matched its hash."""
 
 from __future__ import annotations
 
+import gzip
 import time
 from pathlib import Path
 
 import pytest
+
 from secinstall import client as client_module
 from secinstall import fetch as fetch_module
 from tests.conftest import Venv, run_in
@@ -70,7 +72,8 @@ TRANSIENT: dict[str, tuple[Misbehaviour, int]] = {
     "reset-mid-body": (faults.reset(0.5), 1),
     "reset-before-body": (faults.reset(0.0), 1),
     "503-twice": (faults.status(503), 2),
-    "500-502-504": (faults.status(502), 3),
+    "502-three-times": (faults.status(502), 3),
+    "corrupt-tls-record": (faults.corrupt_record(0.5), 1),
     "stall-mid-body": (faults.stall(keep=0.5), 1),
     "stall-before-headers": (faults.stall(headers=False), 1),
 }
@@ -153,12 +156,18 @@ def test_stall_forever_times_out(
     _assert_refused(venv, before, secinstall.tmp / "cache")
 
 
-@pytest.mark.parametrize("fault", ["truncated", "reset", "content-length-too-long"])
+BROKEN_FOREVER = {"truncated": faults.truncated(0.5), "reset": faults.reset(0.5),
+                  "content-length-too-long": faults.wrong_length(+1000),
+                  "corrupt-tls-record": faults.corrupt_record(0.5),
+                  "gzip-garbage": faults.body(b"not gzip at all" * 100,
+                                              headers={"Content-Encoding": "gzip"})}
+
+
+@pytest.mark.parametrize("fault", list(BROKEN_FOREVER))
 def test_broken_transfer_forever_gives_up(
     secinstall: Secinstall, venv: Venv, wheel: Path, fault: str
 ) -> None:
-    action = {"truncated": faults.truncated(0.5), "reset": faults.reset(0.5),
-              "content-length-too-long": faults.wrong_length(+1000)}[fault]
+    action = BROKEN_FOREVER[fault]
     path = f"/files/{wheel.name}"
     secinstall.index.misbehave(path, action, times=100)
     before = snapshot(venv.path)
@@ -286,14 +295,23 @@ def test_enormous_project_page_is_refused(
     _assert_refused(venv, before, secinstall.tmp / "cache")
 
 
-@pytest.mark.parametrize("length", [True, False], ids=["announced", "unannounced"])
+ENORMOUS = {
+    "announced": faults.body(b"\0" * 8 * 1024**2),
+    "unannounced": faults.body(b"\0" * 8 * 1024**2, length=False),
+    # 8 kB on the wire, 8 MB once decoded: the limit is on what is decoded.
+    "gzip-bomb": faults.body(gzip.compress(b"\0" * 8 * 1024**2),
+                             headers={"Content-Encoding": "gzip"}),
+}
+
+
+@pytest.mark.parametrize("how", list(ENORMOUS))
 def test_enormous_download_is_refused(
     secinstall: Secinstall, venv: Venv, wheel: Path, monkeypatch: pytest.MonkeyPatch,
-    length: bool,
+    how: str,
 ) -> None:
     monkeypatch.setattr(fetch_module, "MAX_FILE_BYTES", 1024**2)
     path = f"/files/{wheel.name}"
-    secinstall.index.misbehave(path, faults.body(b"\0" * 8 * 1024**2, length=length))
+    secinstall.index.misbehave(path, ENORMOUS[how])
     before = snapshot(venv.path)
 
     run = secinstall("--python", venv.path, *secinstall.pinned(wheel))

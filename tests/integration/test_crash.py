@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 import secinstall
 from tests.conftest import Venv, run_in
 from tests.integration.test_install import pin
@@ -164,9 +165,56 @@ def _make_venv(path: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
 
 
-def test_install_killed_at_every_change_recovers_to_before_or_after(
-    index: LocalIndex, ca_file: Path, tmp_path: Path, make_wheel: WheelMaker
-) -> None:
+@dataclass
+class Lab:
+    """Environments with lib 1.0 installed, and an upgrade to lib 2.0 (+ other 1.0) to kill."""
+
+    runner: Runner
+    slots: list[Slot]
+    upgrade: Path
+    #: The changes an uninterrupted upgrade makes, as the killer logged them.
+    changes: list[str]
+
+    def crash_all(self, points: Sequence[int], finish: str) -> list[str]:
+        """Kill the upgrade before each change in `points`, then `finish` ("recover" or
+        "install"); returns which state ("before" / "after") each ended in."""
+        def run_slot(n: int) -> list[str]:
+            return [self.crash(point, finish) for point in points
+                    if point % len(self.slots) == n]
+
+        with ThreadPoolExecutor(max_workers=len(self.slots)) as pool:
+            return [o for outcomes in pool.map(run_slot, range(len(self.slots)))
+                    for o in outcomes]
+
+    def crash(self, point: int, finish: str) -> str:
+        slot = self.slots[point % len(self.slots)]
+        assert slot.before is not None and slot.after is not None
+        slot.restore()
+        killed = self.runner.install(slot.env, self.upgrade, crash_at=point)
+        where = f"killed before change {point} ({self.changes[point - 1]}), then {finish}"
+        assert killed.returncode == -signal.SIGKILL, f"not {where}: {killed.stderr}"
+        if finish == "recover":
+            finished = self.runner.recover(slot.env)
+            expected = {"before": slot.before, "after": slot.after}
+        else:  # the next install finds the journal and deals with it first
+            finished = self.runner.install(slot.env, self.upgrade)
+            expected = {"after": slot.after}
+        assert finished.returncode == 0, f"{where}: {finished.stderr}"
+        state = _normalised(slot.env)
+        outcome = next((name for name, s in expected.items() if s == state), None)
+        assert outcome is not None, (
+            f"{where}: the environment is neither {' nor '.join(expected)}; "
+            f"differences: {_differences(state, expected)}; {finish} said: "
+            f"{finished.stdout}{finished.stderr}")
+        assert not list((slot.env / ".secinstall").glob("txn-*")), where
+        return outcome
+
+
+WORKERS = 3
+
+
+@pytest.fixture
+def lab(index: LocalIndex, ca_file: Path, tmp_path: Path, make_wheel: WheelMaker) -> Lab:
     old = make_wheel("lib", "1.0", files={"lib/__init__.py": '__version__ = "1.0"\n',
                                           "lib/old.py": "OLD = 1\n"},
                      console_scripts={"lib-tool": "lib:main"})
@@ -176,7 +224,7 @@ def test_install_killed_at_every_change_recovers_to_before_or_after(
         "lib-2.0.data/data/share/lib/README": "new directories outside site-packages\n",
     }, console_scripts={"lib-tool": "lib:main"})
     # A top-level module: its bytecode goes into site-packages/__pycache__, which the
-    # template doesn't have yet.
+    # environment doesn't have yet.
     other = make_wheel("other", "1.0", files={"other_mod.py": "X = 1\n"},
                        console_scripts={"other-tool": "other_mod:X"})
     for wheel in (old, new, other):
@@ -187,65 +235,45 @@ def test_install_killed_at_every_change_recovers_to_before_or_after(
 
     # One environment path per worker; each with its template (lib 1.0 installed), its
     # before state, and its after state from an uninterrupted upgrade.
-    workers = 3
     slots = []
-    for n in range(workers):
+    logs = []
+    for n in range(WORKERS):
         slot = Slot(tmp_path / f"slot{n}" / "env", tmp_path / f"slot{n}" / "template")
         _make_venv(slot.env)
         done = runner.install(slot.env, first)
         assert done.returncode == 0, done.stderr
         shutil.copytree(slot.env, slot.template, symlinks=True)
         slot.before = _normalised(slot.env)
-        log = tmp_path / f"changes{n}.log"
-        done = runner.install(slot.env, upgrade, crash_at=0, log=log)
+        logs.append(tmp_path / f"changes{n}.log")
+        done = runner.install(slot.env, upgrade, crash_at=0, log=logs[-1])
         assert done.returncode == 0, done.stderr
         slot.after = _normalised(slot.env)
         assert slot.after != slot.before
         slots.append(slot)
-    changes = (tmp_path / "changes0.log").read_text().splitlines()
-    assert len(changes) == len((tmp_path / "changes1.log").read_text().splitlines())
-    # The upgrade really happened (checked once, on the reference run).
-    reference = slots[0].env
-    venv = Venv(reference, reference / "bin" / "python", reference / "bin",
-                next((reference / "lib").glob("python*/site-packages")))
+    changes = logs[0].read_text().splitlines()
+    assert all(len(log.read_text().splitlines()) == len(changes) for log in logs)
+    # The upgrade really happened (checked once, on a reference run).
+    env = slots[0].env
+    venv = Venv(env, env / "bin" / "python", env / "bin",
+                next((env / "lib").glob("python*/site-packages")))
     imported = run_in(venv, "import lib, lib.new, other_mod; print(lib.__version__)")
     assert imported.stdout == "2.0\n", imported.stderr
     assert not (venv.purelib / "lib" / "old.py").exists()
+    return Lab(runner, slots, upgrade, changes)
 
-    def crash(point: int) -> str:
-        slot = slots[point % workers]
-        assert slot.before is not None and slot.after is not None
-        slot.restore()
-        killed = runner.install(slot.env, upgrade, crash_at=point)
-        assert killed.returncode == -signal.SIGKILL, \
-            f"not killed at change {point} ({changes[point - 1]}): {killed.stderr}"
-        if point % 2:
-            finished = runner.recover(slot.env)
-            expected = {"before": slot.before, "after": slot.after}
-        else:  # the next install finds the journal and deals with it first
-            finished = runner.install(slot.env, upgrade)
-            expected = {"after": slot.after}
-        assert finished.returncode == 0, finished.stderr
-        state = _normalised(slot.env)
-        outcome = next((name for name, s in expected.items() if s == state), None)
-        assert outcome is not None, (
-            f"killed before change {point} ({changes[point - 1]}), then "
-            f"{'recover' if point % 2 else 'install'}: neither {' nor '.join(expected)}; "
-            f"differs in {_differences(state, expected)}")
-        assert not list((slot.env / ".secinstall").glob("txn-*"))
-        return outcome if point % 2 else "install"
 
-    # Each slot's points run one after another; the slots run side by side.
-    points = range(1, len(changes) + 1)
+def test_killed_upgrade_then_recover_is_before_or_after(lab: Lab) -> None:
+    outcomes = lab.crash_all(range(1, len(lab.changes) + 1), "recover")
 
-    def run_slot(n: int) -> list[str]:
-        return [crash(point) for point in points if point % workers == n]
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = [o for slot_outcomes in pool.map(run_slot, range(workers))
-                    for o in slot_outcomes]
-    # Kill points on both sides of the commit: some roll back, some finish.
+    # Kill points on both sides of the commit: some were rolled back, some finished.
     assert "before" in outcomes and "after" in outcomes, outcomes
+
+
+def test_killed_upgrade_then_next_install_is_after(lab: Lab) -> None:
+    # Every third point keeps this one shorter; the recover test takes every point.
+    outcomes = lab.crash_all(range(1, len(lab.changes) + 1, 3), "install")
+
+    assert set(outcomes) == {"after"}
 
 
 def _differences(state: dict[str, tuple[str, int]],

@@ -11,11 +11,12 @@ import os
 import stat
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from secinstall.verify import wheel as wheel_module
 from tests.conftest import Venv, run_in
 from tests.integration.test_install import Run, Secinstall, sha256
@@ -137,8 +138,17 @@ def _entry_points(section: str, name: str) -> str:
 def _lie(*, hash_of: bytes | None = None, size: int | None = None) -> str:
     """A RECORD line for the package's `__init__.py` with a wrong hash or size."""
     real = PACKAGE[0]
-    name, digest, true_size = record_line(real.name, hash_of or real.data).split(",")
+    name, digest, _size = record_line(real.name, hash_of or real.data).split(",")
     return f"{name},{digest},{len(real.data) if size is None else size}"
+
+
+def _weak(algorithm: str) -> str:
+    """A RECORD line for the package's `__init__.py` with a true hash of a weak kind."""
+    real = PACKAGE[0]
+    digest = hashlib.new(algorithm, real.data).digest() if algorithm != "shake_128" \
+        else hashlib.shake_128(real.data).digest(16)
+    encoded = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return f"{real.name},{algorithm}={encoded},{len(real.data)}"
 
 
 def _bomb() -> Spec:
@@ -179,6 +189,15 @@ CASES: dict[str, tuple[Callable[[Escape], Spec], str]] = {
     "record-no-hash": (
         lambda e: spec(lying_record={f"{NAME}/__init__.py": f"{NAME}/__init__.py,,"}),
         f"hash / size of {NAME}/__init__.py is not included in RECORD"),
+    "record-md5": (
+        lambda e: spec(lying_record={PACKAGE[0].name: _weak("md5")}),
+        f"RECORD: {NAME}/__init__.py is hashed with 'md5'; a wheel's RECORD uses sha256"),
+    # installer would fail with a TypeError hashing this one (shake digests need a length)
+    "record-shake-128": (
+        lambda e: spec(lying_record={PACKAGE[0].name: _weak("shake_128")}),
+        f"RECORD: {NAME}/__init__.py is hashed with 'shake_128'"),
+    "record-not-csv": (lambda e: spec(extra_record=['"' + "x" * 200_000]),
+                       "RECORD: not a valid RECORD file"),
     "file-not-in-record": (lambda e: spec(Member(f"{NAME}/extra.py", b"X = 1\n", listed=False)),
                            f"RECORD: {NAME}/extra.py is not mentioned in RECORD"),
     "record-lists-missing-file": (

@@ -3,8 +3,10 @@ cut bodies, lying lengths, resets, stalls, odd statuses, redirects and substitut
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
+import threading
 import time
 
 from tests.support.index import Exchange, Misbehaviour
@@ -83,12 +85,15 @@ def redirect(location: str, code: int = 302) -> Misbehaviour:
     return act
 
 
-def body(data: bytes, content_type: str | None = None, *, length: bool = True) -> Misbehaviour:
+def body(data: bytes, content_type: str | None = None, *, length: bool = True,
+         headers: dict[str, str] | None = None) -> Misbehaviour:
     """Answer 200 with `data` in place of the real body (keeping its Content-Type unless
-    one is given); with `length` false there is no Content-Length (the end is the hang-up)."""
+    one is given) and extra `headers`; with `length` false there is no Content-Length
+    (the end is the hang-up)."""
+    extra = headers or {}
 
     def act(exchange: Exchange) -> None:
-        headers = {"Content-Type": content_type or exchange.headers["Content-Type"]}
+        headers = {"Content-Type": content_type or exchange.headers["Content-Type"], **extra}
         if length:
             headers["Content-Length"] = str(len(data))
         exchange.send_head(200, headers)
@@ -107,5 +112,45 @@ def drip(seconds: float, pieces: int = 10) -> Misbehaviour:
         for start in range(0, len(exchange.body), size):
             exchange.write(exchange.body[start:start + size])
             time.sleep(seconds / pieces)
+
+    return act
+
+
+def together(count: int, then: Misbehaviour | None = None, *,
+             timeout: float = 30.0) -> Misbehaviour:
+    """Hold each answer until `count` requests have arrived (or `timeout` passed), then
+    answer (with `then`, else normally): proves that `count` clients overlap."""
+    arrived = 0
+    condition = threading.Condition()
+
+    def act(exchange: Exchange) -> None:
+        nonlocal arrived
+        deadline = time.monotonic() + timeout
+        with condition:
+            arrived += 1
+            condition.notify_all()
+            # Short waits: the index stopping (`closing`) must also end the wait.
+            while arrived < count and not exchange.closing.is_set() \
+                    and time.monotonic() < deadline:
+                condition.wait(0.05)
+        if then is not None:
+            then(exchange)
+        else:
+            exchange.send_head()
+            exchange.write(exchange.body)
+
+    return act
+
+
+def corrupt_record(keep: float = 0.5) -> Misbehaviour:
+    """Send the first `keep` of the body, then a TLS record of garbage (written around the
+    TLS layer, as a broken middlebox or an attacker on the path would), then hang up."""
+
+    def act(exchange: Exchange) -> None:
+        exchange.send_head()
+        exchange.write(_part(exchange, keep))
+        with socket.socket(fileno=os.dup(exchange.handler.connection.fileno())) as raw:
+            # An application-data record (type 23, TLS 1.2 framing) that won't decrypt.
+            raw.sendall(b"\x17\x03\x03\x00\x20" + bytes(range(32)))
 
     return act

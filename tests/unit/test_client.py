@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support import faults
+from tests.support.index import JSON_TYPE, LocalIndex, Misbehaviour
+from tests.support.wheels import WheelMaker
 
 from secinstall.client import Client
 from secinstall.errors import FetchError, TLSError
 from secinstall.tls import create_context
-from tests.support import faults
-from tests.support.index import JSON_TYPE, LocalIndex
-from tests.support.wheels import WheelMaker
 
 
 @pytest.fixture(autouse=True)
@@ -184,7 +184,7 @@ def test_connection_refused_is_retried_then_reported(ca_file: Path) -> None:
 @pytest.mark.parametrize("fault", [faults.truncated(0.5), faults.reset(0.5)],
                          ids=["cut-short", "reset"])
 def test_download_broken_mid_body_starts_over(
-    client: Client, index: LocalIndex, big_wheel: tuple[Path, str], fault: faults.Misbehaviour
+    client: Client, index: LocalIndex, big_wheel: tuple[Path, str], fault: Misbehaviour
 ) -> None:
     wheel, url = big_wheel
     index.misbehave(wheel.name, fault)

@@ -9,6 +9,8 @@ from typing import Literal
 
 import pytest
 from packaging.utils import canonicalize_name
+from tests.support.index import LocalIndex
+from tests.support.wheels import WheelMaker
 
 from secinstall.cache import Cache
 from secinstall.client import Client
@@ -18,8 +20,6 @@ from secinstall.index import fetch_project
 from secinstall.models import FetchedFile, IndexFile, PlannedDist
 from secinstall.tls import create_context
 from secinstall.verify.hashes import check_hashes
-from tests.support.index import LocalIndex
-from tests.support.wheels import WheelMaker
 
 DATA = b"the downloaded bytes"
 SHA256 = hashlib.sha256(DATA).hexdigest()
@@ -75,7 +75,7 @@ def test_lock_hash_is_one_source(tmp_path: Path) -> None:
                        origin="pylock.toml", hashes_from="lock")
     assert check_hashes(fetched, require_pin=True) == ("lock",)
     bad = _fetched(tmp_path, index={"sha256": OTHER}, origin="pylock.toml", hashes_from="lock")
-    with pytest.raises(HashMismatchError, match="the lock file pylock.toml says sha256:"):
+    with pytest.raises(HashMismatchError, match=r"the lock file pylock\.toml says sha256:"):
         check_hashes(bad, require_pin=False)
 
 

@@ -9,14 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support import faults
+from tests.support.index import LocalIndex
+from tests.support.wheels import WheelMaker, build_sdist
 
 from secinstall.client import Client
 from secinstall.errors import FetchError
 from secinstall.index import Finder, fetch_project, list_find_links, parse_html, parse_json
 from secinstall.models import IndexFile
 from secinstall.tls import create_context
-from tests.support.index import LocalIndex
-from tests.support.wheels import WheelMaker, build_sdist
 
 PAGE = "https://mirror.example/simple/demo/"
 SHA_A = "a" * 64
@@ -268,8 +269,6 @@ def test_fetch_project_unknown_is_empty(client: Client, index: LocalIndex) -> No
 def test_fetch_project_broken_json_is_an_error(
     client: Client, index: LocalIndex, make_wheel: WheelMaker
 ) -> None:
-    from tests.support import faults
-
     index.add(make_wheel("demo", "1.0"))
     index.misbehave("/simple/demo/", faults.body(b'{"files": [{"url": "x"}]}'))
     with pytest.raises(FetchError, match=f"{index.url}demo/ is not a valid PEP 691"):

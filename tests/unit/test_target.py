@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from packaging.markers import default_environment
 from packaging.tags import sys_tags
+from tests.conftest import Venv
 
 from secinstall.errors import TargetError
 from secinstall.target import resolve_target
-from tests.conftest import Venv
 
 
 def test_running_interpreter() -> None:

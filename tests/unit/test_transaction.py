@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.support.snapshot import snapshot
 
 import secinstall
 from secinstall.errors import InstallError, LockedError
 from secinstall.transaction import Transaction, environment_lock, recover
-from tests.support.snapshot import snapshot
 
 SRC = str(Path(secinstall.__file__).parent.parent)
 STATE = ".secinstall"

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from packaging.utils import canonicalize_name
+from tests.support.wheels import WheelMaker
 
 from secinstall.errors import WheelError
 from secinstall.models import FetchedFile, IndexFile, PlannedDist
 from secinstall.target import resolve_target
 from secinstall.verify.wheel import check_wheel
-from tests.support.wheels import WheelMaker
 
 Members = Sequence[tuple[str, bytes]]
 
@@ -199,7 +199,8 @@ def test_file_missing_from_record(tmp_path: Path, tags: tuple[str, ...]) -> None
 def test_record_lists_a_missing_file(tmp_path: Path, tags: tuple[str, ...]) -> None:
     members = [("demo/__init__.py", b"VALUE = 1\n"), ("demo/gone.py", b"")]
     wheel = hostile_wheel(tmp_path, record=_record(members, "demo-1.0.dist-info/RECORD"))
-    assert "RECORD: lists demo/gone.py, which is not in the archive" in _refusal(wheel, tags).details
+    problem = "RECORD: lists demo/gone.py, which is not in the archive"
+    assert problem in _refusal(wheel, tags).details
 
 
 def test_dist_info_names_another_project(tmp_path: Path, tags: tuple[str, ...]) -> None:

@@ -133,7 +133,8 @@ def load_provenance(data: bytes, *, source: str) -> LoadedProvenance:
     """Parse a PEP 740 provenance object or one bare attestation object."""
     try:
         document = json.loads(data)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+    # ValueError covers JSONDecodeError and UnicodeDecodeError; RecursionError, hostile nesting
+    except (ValueError, RecursionError) as exc:
         raise AttestationError(f"{source}: not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise AttestationError(f"{source}: expected a JSON object (PEP 740 provenance or "

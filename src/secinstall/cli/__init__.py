@@ -1,0 +1,73 @@
+"""The command line: argparse, a module per group of subcommands, each command one
+`_cmd_<name>` function. The only part of secinstall that prints or chooses an exit code;
+everything else raises `SecinstallError`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import HashesRequiredError, PolicyError, SecinstallError
+from . import environment, install, integrations, verify
+from .options import EPILOG
+from .output import Output
+
+__all__ = ["build_parser", "main"]
+
+#: Top-level modules of the dependencies imported lazily (absent in a core-only install).
+OPTIONAL_MODULES = frozenset({"sigstore", "pypi_attestations", "pydantic", "cryptography",
+                              "cyclonedx", "packageurl", "license_expression", "rich",
+                              "sigstore_models", "rfc8785"})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="secinstall",
+        description="A security-first installer for Python packages.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"secinstall {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more output (repeatable)")
+    common.add_argument("-q", "--quiet", action="count", default=0,
+                        help="less output (repeatable)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in (install, verify, environment, integrations):
+        module.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    verbosity = args.verbose - args.quiet
+    stream = sys.stderr if getattr(args, "report", None) == "-" else sys.stdout
+    out = Output(verbosity, stream)
+    try:
+        code: int = args.func(args, out)
+        return code
+    except SecinstallError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.details and (verbosity >= 1
+                            or isinstance(exc, (HashesRequiredError, PolicyError))):
+            for line in exc.details:
+                print(f"    {line}", file=sys.stderr)
+        elif exc.details:
+            print("    (run with -v for details)", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; every change was rolled back", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as exc:
+        # The heavy dependencies are imported lazily; a core-only install (the bootstrap)
+        # lacks them. Anything else missing is a bug worth its traceback.
+        if exc.name is None or exc.name.split(".")[0] not in OPTIONAL_MODULES:
+            raise
+        print(f"error: this needs the Python package {exc.name!r}, which is not installed; "
+              "install secinstall with its dependencies (python -m pip install secinstall)",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,102 @@
+"""Commands about an installed environment: `sbom`, `audit`, `recover`, `policy show`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .options import add_policy_options, add_target_options, usage_policy
+from .output import Output
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "sbom", parents=[common], help="write an SBOM of an environment",
+        description="Write one SBOM for a whole environment: the fragments secinstall wrote "
+                    "at each install (with hashes and verification evidence), merged with "
+                    "every other installed distribution (marked unverified) and the SBOMs "
+                    "that packages ship under PEP 770.")
+    add_target_options(p)
+    p.add_argument("--format", choices=("cyclonedx-json", "spdx-json"),
+                   default="cyclonedx-json", help="output format (default cyclonedx-json)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    p.set_defaults(func=_cmd_sbom)
+
+    p = sub.add_parser(
+        "recover", parents=[common], help="finish or roll back an interrupted install",
+        description="Finish or roll back a transaction that a killed secinstall process "
+                    "left in the environment (every install does this first, too).")
+    add_target_options(p)
+    p.set_defaults(func=_cmd_recover)
+
+    p = sub.add_parser("policy", parents=[common], help="show the effective usage policy")
+    p.add_argument("action", choices=("show",))
+    add_policy_options(p)
+    p.set_defaults(func=_cmd_policy)
+
+    p = sub.add_parser("audit", parents=[common],
+                       help="report known vulnerabilities of an installed environment")
+    add_target_options(p)
+    add_policy_options(p)
+    p.add_argument("--cert", action="append", default=[], metavar="PATH",
+                   help="also trust the CAs in this PEM bundle")
+    p.set_defaults(func=_cmd_audit)
+
+
+def _cmd_sbom(args: argparse.Namespace, out: Output) -> int:
+    from ..sbom import environment_sbom
+    from ..target import resolve_target
+
+    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
+    text = environment_sbom(target, fmt=args.format)
+    if args.output and args.output != "-":
+        from ..lockfiles.requirements import write_atomic
+
+        write_atomic(Path(args.output), text + "\n")
+        out.info(f"wrote {args.format} SBOM of {target.root} to {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_recover(args: argparse.Namespace, out: Output) -> int:
+    from ..target import resolve_target
+    from ..transaction import environment_lock, recover
+
+    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
+    with environment_lock(target.state_dir):
+        done = recover(target.state_dir)
+    for line in done:
+        out.info(line)
+    if not done:
+        out.info(f"nothing to recover in {target.root}")
+    return 0
+
+
+def _cmd_policy(args: argparse.Namespace, out: Output) -> int:
+    from ..policy import describe
+
+    for line in describe(usage_policy(args)):
+        print(line)
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace, out: Output) -> int:
+    from .. import tls
+    from ..client import Client
+    from ..install import find_installed
+    from ..target import resolve_target
+    from ..vulnerabilities import audit
+
+    policy = usage_policy(args)
+    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
+    with Client(ssl_context=tls.create_context(args.cert)) as client:
+        findings = audit(find_installed(target), client=client, osv_dir=policy.osv_dir,
+                         api_indexes=policy.vulnerability_indexes,
+                         ignore=policy.vulnerabilities_ignore)
+    for f in findings:
+        out.info(f"{f.name} {f.version}: {f.advisory.describe()}"
+                 + (f" {f.advisory.link}" if f.advisory.link else ""))
+    out.info(f"{len(findings)} known vulnerabilit{'y' if len(findings) == 1 else 'ies'} found")
+    return 1 if findings else 0

@@ -1,0 +1,321 @@
+"""Options shared by several commands, and their merging with pip's configuration, the
+project's `[tool.secinstall]` and the usage policy (command line wins)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # kept out of start-up: `--version` and `--help` import this module
+    from ..models import AttestationPolicy, InstallOptions, Sources
+    from ..target import Target
+
+EPILOG = """\
+pip's configuration files and PIP_* environment variables are honoured for the options
+secinstall shares with pip (index URLs, find-links, --cert, --trusted-host, ...);
+command-line values win, and list options (extra index URLs, find-links, trusted hosts)
+add to what the configuration gives. Docs: README.md.
+"""
+
+
+def add_source_options(p: argparse.ArgumentParser, title: str = "where from") -> None:
+    g = p.add_argument_group(title)
+    g.add_argument("-i", "--index-url", metavar="URL",
+                   help="base URL of the package index (default https://pypi.org/simple/)")
+    g.add_argument("--extra-index-url", action="append", default=[], metavar="URL",
+                   help="another index to look in (beware of dependency confusion)")
+    g.add_argument("--no-index", action="store_true", default=None,
+                   help="use no index, only --find-links locations")
+    g.add_argument("-f", "--find-links", action="append", default=[], metavar="PATH_OR_URL",
+                   help="a directory or HTML page of distribution files")
+    g.add_argument("--trusted-host", action="append", default=[], metavar="HOST",
+                   help="allow plain http:// for HOST (weakens security; reported)")
+    g.add_argument("--cert", action="append", default=[], metavar="PATH",
+                   help="also trust the CAs in this PEM bundle (added to the OS trust store)")
+    g.add_argument("--proxy", metavar="URL", help="HTTPS proxy URL")
+    g.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="socket timeout (default 15)")
+    g.add_argument("--retries", type=int, metavar="N",
+                   help="retries for transient network errors (default 5)")
+
+
+def add_attestation_options(g: Any) -> None:
+    g.add_argument("--attestations", choices=("require", "auto", "off"),
+                   help="PEP 740 attestations: 'auto' (default) verifies every file that has "
+                        "provenance and warns for the rest; 'require' refuses files without; "
+                        "'off' doesn't check (weakens security; reported)")
+    g.add_argument("--publisher", action="append", default=[], metavar="PROJECT=KIND:ID",
+                   help="pin a project's trusted publisher, e.g. "
+                        "sigstore=github:sigstore/sigstore-python (KIND: github, gitlab, "
+                        "google, email; options ',workflow=F' ',environment=E')")
+    g.add_argument("--accept-publisher-change", action="append", default=[],
+                   metavar="PROJECT",
+                   help="accept that PROJECT's publisher differs from the one trusted "
+                        "before (trust on first use), and trust the new one")
+    g.add_argument("--sigstore-instance", choices=("production", "staging"),
+                   help="Sigstore trust root to verify against (default production)")
+    g.add_argument("--provenance-dir", metavar="DIR",
+                   help="look for <filename>.provenance files here first (air-gapped use)")
+
+
+def add_cache_options(g: Any) -> None:
+    g.add_argument("--cache-dir", metavar="DIR", help="cache directory")
+    g.add_argument("--no-cache-dir", action="store_true", default=None,
+                   help="use a temporary cache for this run only")
+    g.add_argument("--isolated", action="store_true",
+                   help="ignore pip's user configuration and PIP_* environment variables")
+
+
+def add_policy_options(g: Any) -> None:
+    g.add_argument("--policy", metavar="FILE", type=Path,
+                   help="read the usage policy from FILE ([policy] table), over the user's "
+                        "and the project's")
+    g.add_argument("--policy-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set one policy key for this run; KEY+=VALUE adds to a list, "
+                        "e.g. cooldown-exempt+=mylib")
+
+
+def add_target_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--python", metavar="PATH",
+                   help="the environment of this interpreter (or virtual environment "
+                        "directory); default: the one running secinstall")
+    p.add_argument("-t", "--target", metavar="DIR", help="a --target directory")
+    p.add_argument("--prefix", metavar="DIR", help="a --prefix directory")
+
+
+def add_install_options(p: argparse.ArgumentParser) -> None:
+    """The options of `install` (and `lock`, which resolves and verifies the same way)."""
+    p.add_argument("requirements_args", nargs="*", metavar="REQ",
+                   help="requirement specifiers, e.g. 'rich==14.0.0', 'name @ URL' or a "
+                        "wheel file")
+    g = p.add_argument_group("what to install")
+    g.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE",
+                   help="install from a requirements file (pip's format; --hash supported) "
+                        "or a pylock.toml")
+    g.add_argument("-c", "--constraint", action="append", default=[], metavar="FILE",
+                   help="constrain versions with a constraints file")
+    g.add_argument("--no-deps", action="store_true", default=None,
+                   help="don't install dependencies (with a pinned input: don't check them)")
+    g.add_argument("-U", "--upgrade", action="store_true", default=None,
+                   help="upgrade requested packages to the newest available version")
+    g.add_argument("--force-reinstall", action="store_true", default=None,
+                   help="reinstall even when the same version is installed")
+    g.add_argument("--pre", action="store_true", default=None,
+                   help="include pre-release and development versions")
+    g.add_argument("--extra", action="append", default=[], metavar="NAME",
+                   help="with -r pylock.toml: select this extra from the lock (repeatable)")
+    g.add_argument("--group", action="append", default=[], metavar="NAME",
+                   help="with -r pylock.toml: select this dependency group instead of the "
+                        "lock's default groups (repeatable)")
+    g.add_argument("--require-lock", metavar="PYLOCK",
+                   help="refuse to install anything this pylock.toml doesn't pin (same "
+                        "version, and a hash the lock lists)")
+    add_source_options(p)
+    g = p.add_argument_group("verification")
+    g.add_argument("--require-hashes", action="store_true", default=None,
+                   help="require a pinned --hash for every distribution (on as soon as any "
+                        "requirement pins a hash, as in pip)")
+    add_attestation_options(g)
+    g = p.add_argument_group("usage policy")
+    add_policy_options(g)
+    g.add_argument("--uploaded-prior-to", metavar="DATETIME",
+                   help="only files uploaded before this ISO 8601 date or datetime, or "
+                        "P<n>D for n days ago (pip's option; policy key uploaded-prior-to)")
+    g = p.add_argument_group("where to")
+    g.add_argument("--python", metavar="PATH",
+                   help="install into this interpreter's environment (a python executable "
+                        "or a virtual environment directory)")
+    g.add_argument("-t", "--target", metavar="DIR", help="install into DIR")
+    g.add_argument("--prefix", metavar="DIR", help="install under this prefix")
+    g.add_argument("--no-compile", action="store_true", default=None,
+                   help="don't compile bytecode")
+    g = p.add_argument_group("run")
+    g.add_argument("--dry-run", action="store_true", default=None,
+                   help="resolve, download and verify, but install nothing")
+    g.add_argument("--report", metavar="FILE",
+                   help="write pip's installation report (JSON) extended with what was "
+                        "verified; '-' for stdout")
+    add_cache_options(g)
+    g.add_argument("-j", "--jobs", type=int, default=8, metavar="N",
+                   help="parallel downloads (default 8)")
+
+
+# -- merging ---------------------------------------------------------------------------------
+
+
+def as_list(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return str(value).split()
+
+
+class Settings:
+    """pip's settings (config files, PIP_* variables) under the command line's values."""
+
+    def __init__(self, args: argparse.Namespace, site_prefix: Path | None = None) -> None:
+        from ..config import load_pip_settings
+        from ..hook import unhooked_settings
+
+        # With `secinstall hook enable`, pip's index is our own verifying index: secinstall
+        # itself goes to what pip used before.
+        self.values = unhooked_settings(
+            load_pip_settings(os.environ, isolated=args.isolated, site_prefix=site_prefix),
+            os.environ, site_prefix=site_prefix)
+
+    def __call__(self, key: str, cli: Any, default: Any = None) -> Any:
+        """The command line's value, else pip's, else `default`; lists add up, as in pip."""
+        if cli not in (None, [], ()):
+            if isinstance(cli, list) and key in self.values:
+                return [*as_list(self.values[key].value), *cli]
+            return cli
+        if key in self.values:
+            return self.values[key].value
+        return default
+
+
+def sources_from(args: argparse.Namespace, s: Settings, reqs: Any = None) -> Sources:
+    """The index options, from the command line, pip's settings and requirements files."""
+    from ..models import Sources
+
+    def merged(key: str, cli: list[str], more: tuple[str, ...] = ()) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*as_list(s(key, cli, [])), *more]))
+
+    return Sources(
+        index_url=str(args.index_url or (reqs and reqs.index_url)
+                      or s("index-url", None, Sources().index_url)),
+        extra_index_urls=merged("extra-index-url", args.extra_index_url,
+                                reqs.extra_index_urls if reqs else ()),
+        find_links=merged("find-links", args.find_links, reqs.find_links if reqs else ()),
+        no_index=bool(s("no-index", args.no_index, False) or (reqs and reqs.no_index)),
+        trusted_hosts=merged("trusted-host", args.trusted_host,
+                             reqs.trusted_hosts if reqs else ()),
+        certs=tuple(as_list(s("cert", args.cert, []))),
+        timeout=float(s("timeout", args.timeout, 15.0)),
+        retries=int(s("retries", args.retries, 5)),
+        proxy=s("proxy", args.proxy),
+    )
+
+
+def cache_dir_from(s: Settings, args: argparse.Namespace) -> Path | None:
+    cache_dir = s("cache-dir", args.cache_dir)
+    return Path(cache_dir).expanduser() if cache_dir else None
+
+
+def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
+    """`install`'s options and target, from the arguments merged with every configuration."""
+    from ..errors import RequirementsError
+    from ..lockfiles.pylock import is_lock_path
+    from ..models import InstallOptions
+    from ..policy import attestation_policy as with_usage_policy
+    from ..requirements import parse_files
+    from ..target import resolve_target
+
+    s = Settings(args)
+    target = resolve_target(s("python", args.python), target_dir=s("target", args.target),
+                            prefix=s("prefix", args.prefix))
+    if target.kind == "environment":
+        s = Settings(args, site_prefix=target.root)  # pip's "site" file is in the target
+
+    req_files = as_list(s("requirement", args.requirement, []))
+    locks = [f for f in req_files if is_lock_path(f)]
+    if locks and (len(locks) > 1 or len(req_files) > 1 or args.requirements_args):
+        raise RequirementsError(
+            "a lock file is installed as a whole: give one pylock.toml and no other "
+            "requirements (use --require-lock FILE to check other requirements against it)")
+    reqs = parse_files([] if locks else req_files, as_list(s("constraint", args.constraint, [])),
+                       args=args.requirements_args)
+    if not reqs.requirements and not locks:
+        raise RequirementsError("nothing to install: give requirements, -r FILE or "
+                                "-r pylock.toml")
+    usage = usage_policy(args)
+    options = InstallOptions(
+        requirements=reqs.requirements,
+        constraints=reqs.constraints,
+        sources=sources_from(args, s, reqs),
+        require_hashes=bool(s("require-hashes", args.require_hashes, False)
+                            or reqs.require_hashes),
+        no_deps=bool(s("no-deps", args.no_deps, False)),
+        upgrade=bool(s("upgrade", args.upgrade, False)),
+        force_reinstall=bool(s("force-reinstall", args.force_reinstall, False)),
+        pre=bool(s("pre", args.pre, False) or reqs.pre),
+        dry_run=bool(s("dry-run", args.dry_run, False)),
+        compile_bytecode=not s("no-compile", args.no_compile, False),
+        cache_dir=cache_dir_from(s, args),
+        no_cache=bool(s("no-cache-dir", args.no_cache_dir, False)),
+        jobs=max(1, args.jobs),
+        attestations=with_usage_policy(usage, attestation_policy(args)),
+        lock_file=Path(locks[0]) if locks else None,
+        extras=tuple(args.extra),
+        groups=tuple(args.group) if args.group else None,
+        require_lock=Path(args.require_lock) if args.require_lock else None,
+        usage_policy=usage,
+    )
+    return options, target
+
+
+def attestation_policy(args: argparse.Namespace) -> AttestationPolicy:
+    """The attestation policy from the command line and the project's config file."""
+    from packaging.utils import NormalizedName, canonicalize_name
+
+    from ..config import load_project_settings
+    from ..errors import ConfigError
+    from ..models import AttestationPolicy, Publisher
+    from ..verify.attestations import parse_publisher
+
+    project = load_project_settings(Path.cwd())
+    origins: dict[str, str] = {}
+
+    def pick(key: str, cli: Any, default: Any) -> Any:
+        if cli is not None:
+            origins[key] = "command line"
+            return cli
+        if key in project:
+            origins[key] = project[key].origin
+            return project[key].value
+        origins[key] = "default"
+        return default
+
+    pins: dict[NormalizedName, tuple[Publisher, ...]] = {}
+    configured = project.get("publishers")
+    specs: list[tuple[str, str, str]] = []
+    if configured is not None and isinstance(configured.value, dict):
+        specs += [(str(name), str(spec), configured.origin)
+                  for name, spec in configured.value.items()]
+    for item in args.publisher:
+        name, eq, spec = item.partition("=")
+        if not eq or not name.strip():
+            raise ConfigError(f"--publisher {item!r}: expected PROJECT=KIND:ID, e.g. "
+                              "sigstore=github:sigstore/sigstore-python")
+        specs.append((name, spec, "command line"))
+    for name, spec, origin in specs:
+        key = canonicalize_name(name.strip())
+        try:
+            pub = parse_publisher(spec)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.message} (publisher of {name}, from {origin})") from exc
+        # A pin on the command line replaces the config file's pins for that project.
+        if origin == "command line" and origins.get(f"publisher:{key}") != "command line":
+            pins[key] = ()
+        pins[key] = (*pins.get(key, ()), pub)
+        origins[f"publisher:{key}"] = origin
+    provenance_dir = pick("provenance-dir", args.provenance_dir, None)
+    return AttestationPolicy(
+        mode=pick("attestations", args.attestations, "auto"),
+        instance=pick("sigstore-instance", args.sigstore_instance, "production"),
+        pins=pins,
+        accept_change=frozenset(canonicalize_name(n) for n in args.accept_publisher_change),
+        provenance_dir=Path(provenance_dir) if provenance_dir else None,
+        origins=origins,
+    )
+
+
+def usage_policy(args: argparse.Namespace) -> Any:
+    from ..policy import load_policy
+
+    settings = list(args.policy_set)
+    if getattr(args, "uploaded_prior_to", None):
+        settings.append(f"uploaded-prior-to={args.uploaded_prior_to}")
+    return load_policy(Path.cwd(), os.environ, args.policy, settings)
+
