@@ -42,7 +42,7 @@ INSTALL_ENV: dict[str, str | None] = {
 
 # The lock files: every dependency pinned with the hashes of all its files, resolved for
 # every platform and Python >= 3.10, from PyPI only.
-LOCKED = ("nox", "tests", "lint", "typecheck", "bandit", "lock", "bench")
+LOCKED = ("nox", "tests", "lint", "typecheck", "bandit", "lock", "bench", "runtime")
 
 # pytest.ExitCode.NO_TESTS_COLLECTED; pytest is not importable from nox's own environment.
 PYTEST_NO_TESTS_COLLECTED = 5
@@ -138,6 +138,30 @@ def vendor(session: nox.Session) -> None:
     install_project(session)
     session.run("python", "-m", "secinstall.bootstrap", "--root", str(ROOT), "vendor",
                 "--cache-dir", str(ROOT / ".nox" / "_vendor-cache"), *session.posargs)
+
+
+@nox.session(default=False)
+def sbom(session: nox.Session) -> None:
+    """Practise what we preach: install secinstall's own runtime dependencies with
+    secinstall (hash-pinned, verified, transactional) into a fresh environment, then write
+    that environment's SBOM to dist/secinstall.cdx.json."""
+    install_locked(session, "tests")
+    install_project(session)
+    tmp = Path(session.create_tmp())
+    target = tmp / "runtime-env"
+    session.run("python", "-m", "venv", "--without-pip", "--clear", str(target))
+    session.run("python", "-m", "secinstall", "install", "--isolated", "--require-hashes",
+                "-r", str(REQUIREMENTS / "runtime.txt"), "--python", str(target),
+                env=INSTALL_ENV)
+    wheel_dir = tmp / "wheel"
+    session.run("python", "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                "-w", str(wheel_dir), str(ROOT), env=INSTALL_ENV)
+    (wheel,) = wheel_dir.glob("secinstall-*.whl")
+    session.run("python", "-m", "secinstall", "install", "--isolated", "--no-deps",
+                "--python", str(target), str(wheel), env=INSTALL_ENV)
+    out = ROOT / "dist" / "secinstall.cdx.json"
+    out.parent.mkdir(exist_ok=True)
+    session.run("python", "-m", "secinstall", "sbom", "--python", str(target), "-o", str(out))
 
 
 @nox.session(default=False)
