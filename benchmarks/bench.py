@@ -380,10 +380,9 @@ def profile(ctx: Context, out: Path, clock: str) -> None:
 def _fmt(s: Mapping[str, float] | None, unit: str = "s") -> str:
     if s is None:
         return "n/a"
-    scale = 1000.0 if unit == "ms" else 1.0
-    return (f"{s['median'] * scale:.{0 if unit == 'ms' else 2}f} {unit} "
-            f"({s['min'] * scale:.{0 if unit == 'ms' else 2}f}-"
-            f"{s['max'] * scale:.{0 if unit == 'ms' else 2}f})")
+    scale, digits = (1000.0, 1) if unit == "ms" else (1.0, 2)
+    return (f"{s['median'] * scale:.{digits}f} {unit} "
+            f"({s['min'] * scale:.{digits}f}-{s['max'] * scale:.{digits}f})")
 
 
 def _requests(result: Mapping[str, Any]) -> str:

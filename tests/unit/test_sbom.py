@@ -389,6 +389,7 @@ def test_write_fragment_is_journaled(target: Target) -> None:
 
     with pytest.raises(Abort), Transaction(target.state_dir) as txn:
         path = write_fragment(txn, result, indexes=[INDEX])
+        assert path is not None
         assert path.is_file() and path.parent == target.state_dir / "sbom"
         raise Abort
     assert not (target.state_dir / "sbom").exists()
@@ -396,6 +397,7 @@ def test_write_fragment_is_journaled(target: Target) -> None:
     with Transaction(target.state_dir) as txn:
         path = write_fragment(txn, result, indexes=[INDEX])
         txn.commit()
+    assert path is not None
     assert [p.name for p in (target.state_dir / "sbom").iterdir()] == [path.name]
     assert path.name.endswith(f"-{txn.dir.name.removeprefix('txn-')}.cdx.json")
     assert schema_errors(path.read_text(encoding="utf-8")) is None
