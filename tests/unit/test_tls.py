@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,24 @@ def test_bad_cert_file_names_the_file(tmp_path: Path, content: bytes | None) -> 
         create_context([bundle])
     assert str(bundle) in info.value.message
     assert "--cert" in info.value.message
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="OpenSSL trust store only")
+def test_os_trust_store_is_openssls_default_paths(
+    serve_tls: Callable[[str], int], ca_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the OS trusts (here: SSL_CERT_FILE, as OpenSSL reads it) is trusted without
+    --cert, exactly as truststore's OpenSSL backend does."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    assert _handshake(create_context(), serve_tls("127.0.0.1")) == b"hello"
+
+
+def test_one_context_serves_parallel_handshakes(
+    serve_tls: Callable[[str], int], ca_file: Path
+) -> None:
+    """The context is shared by every download thread."""
+    ctx = create_context([ca_file])
+    ports = [serve_tls("127.0.0.1") for _ in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(lambda p: _handshake(ctx, p), ports)) == [b"hello"] * 4
