@@ -155,10 +155,19 @@ class Client:
                     redirect=False, retries=False, timeout=self._timeout,
                 )
             except urllib3.exceptions.SSLError as exc:
-                raise TLSError(
-                    f"TLS verification failed for {_host(url)}: {_ssl_reason(exc)}. "
-                    "For a private index, give its CA bundle with --cert",
-                ) from exc
+                if _cert_error(exc) is not None:
+                    raise TLSError(
+                        f"TLS verification failed for {_host(url)}: {_ssl_reason(exc)}. "
+                        "For a private index, give its CA bundle with --cert",
+                    ) from exc
+                # Not a verdict on the certificate: a handshake broken on the way (reset,
+                # garbled record) is worth another try, and fails closed after the last.
+                try:
+                    attempt = self._retry_or_raise(url, attempt, f"TLS handshake failed: "
+                                                   f"{_ssl_reason(exc)}")
+                except FetchError as final:
+                    raise TLSError(final.message) from exc
+                continue
             except urllib3.exceptions.HTTPError as exc:
                 attempt = self._retry_or_raise(url, attempt, f"connection failed: {exc}")
                 continue
@@ -227,13 +236,23 @@ def _parse_retry_after(value: str) -> float:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _ssl_reason(exc: Exception) -> str:
+def _cert_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verdict inside a wrapped TLS error, if that is what it is."""
     inner: BaseException | None = exc
-    while inner is not None:
+    seen: set[int] = set()
+    while inner is not None and id(inner) not in seen:
+        seen.add(id(inner))
         if isinstance(inner, ssl.SSLCertVerificationError):
-            return inner.verify_message or str(inner)
+            return inner
         inner = inner.__cause__ or inner.__context__ or (
             inner.args[0] if inner.args and isinstance(inner.args[0], BaseException) else None)
+    return None
+
+
+def _ssl_reason(exc: Exception) -> str:
+    cert = _cert_error(exc)
+    if cert is not None:
+        return cert.verify_message or str(cert)
     return str(exc)
 
 
