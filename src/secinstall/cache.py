@@ -1,15 +1,26 @@
 """The content-addressed cache: files are stored under their sha256, so a file is found
-by the hash the index or a pin gives for it, and what is found is what was verified."""
+by the hash the index or a pin gives for it, and what is found is what was verified.
+
+Beside a verified file the cache keeps the index's listing of it and the provenance that
+verified, so that a pinned install whose files are all cached needs no network at all
+(the file is hashed again, and the provenance verified again, before use)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .errors import FetchError
+from .models import IndexFile, VerifiedDist
+
+LISTING = "listing.json"
+PROVENANCE = "provenance.json"
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -58,6 +69,65 @@ class Cache:
         os.replace(temp, final)
         return final
 
+    def remember(self, verified: VerifiedDist) -> None:
+        """Keep the listing and the provenance of a file that passed verification."""
+        fetched = verified.fetched
+        if fetched.path.parent != self.path_for(fetched.sha256, fetched.path.name).parent:
+            return
+        entry: dict[str, Any] = {"file": dataclasses.asdict(verified.dist.file)}
+        if fetched.provenance is not None and verified.attestation is not None:
+            entry["provenance"] = {"source": fetched.provenance_source,
+                                   "data": fetched.provenance.decode("utf-8", "replace")}
+        elif verified.attestation_note == "no provenance":
+            # Provenance is uploaded with a file, never added later (PEP 740): none now
+            # means none for good, and need not be asked for again.
+            entry["provenance"] = None
+        _write_json(fetched.path.parent / LISTING, entry)
+
+    def recall(self, sha256: str) -> tuple[IndexFile, Path] | None:
+        """The listing and cached file of a verified file with this sha256, if cached."""
+        if not _SHA256.fullmatch(sha256):
+            return None
+        entry = _read_json(self.files / sha256[:2] / sha256 / LISTING)
+        try:
+            fields = dict(entry["file"]) if entry else None
+            if fields is None:
+                return None
+            file = IndexFile(**fields)
+            path = self.lookup(sha256, file.filename)
+        except (TypeError, ValueError, KeyError, FetchError):
+            return None  # written by another version of secinstall, or damaged
+        return (file, path) if path is not None else None
+
+    def provenance(self, sha256: str) -> tuple[bool, tuple[bytes, str] | None]:
+        """(known, provenance): what verified the cached file with this sha256 — None
+        when it was known to have none — or (False, None) when nothing is recorded."""
+        if not _SHA256.fullmatch(sha256):
+            return False, None
+        entry = _read_json(self.files / sha256[:2] / sha256 / LISTING)
+        if not isinstance(entry, dict) or "provenance" not in entry:
+            return False, None
+        prov = entry["provenance"]
+        try:
+            return True, ((prov["data"].encode("utf-8"), f"{prov['source']} (cached)")
+                          if prov is not None else None)
+        except (TypeError, KeyError, AttributeError):
+            return False, None
+
     def close(self) -> None:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".listing-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

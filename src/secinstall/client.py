@@ -7,6 +7,7 @@ Plain `http://` is refused unless the host is trusted (`--trusted-host`).
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import ssl
 import time
@@ -70,6 +71,13 @@ class Client:
             if proxy
             else urllib3.PoolManager(**common)  # type: ignore[arg-type]
         )
+
+    def with_retries(self, retries: int) -> Client:
+        """This client, on the same connections, with another retry budget (e.g. none
+        for a best-effort look-up that must not hold an install up)."""
+        clone = copy.copy(self)
+        clone.retries = retries
+        return clone
 
     def close(self) -> None:
         self._pool.clear()

@@ -91,7 +91,15 @@ def fetch_one(client: Client, cache: Cache, dist: PlannedDist,
     import dataclasses
 
     fetched = _fetch_file(client, cache, dist, progress)
-    found = fetch_provenance(client, dist, policy) if policy is not None else None
+    found = None
+    if policy is not None and policy.mode != "off":
+        known = False
+        # The user's own directory first; then what verified this very file before.
+        if fetched.from_cache and (policy.provenance_dir is None or not (
+                policy.provenance_dir / f"{dist.file.filename}.provenance").is_file()):
+            known, found = cache.provenance(fetched.sha256)
+        if not known:
+            found = fetch_provenance(client, dist, policy)
     if found is None:
         return fetched
     return dataclasses.replace(fetched, provenance=found[0], provenance_source=found[1])

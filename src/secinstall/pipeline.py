@@ -113,125 +113,137 @@ def _with_lock_pins(options: InstallOptions,
 
 def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m: None,
                 progress: Progress | None = None) -> Outcome:
+    """resolve → fetch → verify → install → record, for `options` into `target`."""
     src = options.sources
     context = tls.create_context(src.certs)
-    with Client(ssl_context=context, trusted_hosts=src.trusted_hosts, timeout=src.timeout,
-                retries=src.retries, proxy=src.proxy) as client:
-        finder = Finder(client, src.index_urls, src.find_links)
-
-        # A transaction a killed process left behind is finished or undone first, so that
-        # what is installed is known before anything is decided.
-        if any(target.state_dir.glob("txn-*")):
-            with environment_lock(target.state_dir):
-                recovered = recover(target.state_dir)
-        else:
-            recovered = []
-
-        # resolve (a lock file needs no resolver)
-        if options.lock_file is not None:
-            from .lockfiles.pylock import plan_from_pylock
-
-            plan, lock_pins = plan_from_pylock(options.lock_file, target,
-                                               extras=options.extras,
-                                               dependency_groups=options.groups)
-            options = _with_lock_pins(options, lock_pins)
-        else:
-            plan = resolve(options, target, finder)
-        if plan.resolver == "pip":
-            plan = with_index_details(plan, finder, options.jobs)
-        if options.require_lock is not None:
-            from .lockfiles.guard import restrict_to_lock
-
-            plan = restrict_to_lock(plan, options.require_lock, target)
-        outcome = Outcome(target=target, plan=plan, notes=recovered)
-        todo, outcome.unchanged = _split(plan, find_installed(target), options.force_reinstall)
-        how = {"lock": "read from the lock file", "pinned": "pinned (no resolver ran)",
-               "pip": "resolved by pip's resolver"}[plan.resolver]
-        log(f"{len(plan.items)} distribution(s) {how}; {len(todo)} to install")
-        usage = options.usage_policy
-        if usage is not None:
-            from .policy import check_plan
-
-            outcome.notes += check_plan(
-                dataclasses.replace(plan, items=tuple(todo)), usage, client=client,
-                index_urls=src.index_urls, requirements=[*options.requirements,
-                                                         *options.constraints],
-                jobs=options.jobs)
-
-        # fetch
-        cache = Cache(None if options.no_cache else (options.cache_dir or default_cache_dir()))
-        try:
-            fetched = fetch_all(client, cache, todo, jobs=options.jobs,
-                                progress=progress or NoProgress(),
-                                policy=options.attestations)
-
-            if usage is not None:
-                from .policy import check_fetched
-
-                check_fetched(fetched, usage, options.attestations)
-            # verify (archives are read in threads: zlib and hashlib release the GIL)
-            trust = TrustFile(target.state_dir)
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                checked = list(pool.map(
-                    lambda f: verify(f, require_pin=plan.require_hashes,
-                                     policy=options.attestations, trust=trust,
-                                     tags=target.tags),
-                    fetched))
-            outcome.verified = [v for v, _ in checked]
-            outcome.wheel_info = {v.dist.name: i for v, i in checked}
-            if usage is not None:
-                from .policy import check_metadata
-
-                outcome.notes += check_metadata(
-                    [(v.dist.name, v.dist.version, outcome.wheel_info[v.dist.name].metadata)
-                     for v in outcome.verified if v.dist.metadata is None], usage)
-            if plan.resolver in ("pinned", "lock") and not options.no_deps:
-                requires = {name: info.requires_dist for name, info in outcome.wheel_info.items()}
-                # Already-installed distributions of the plan still bring their requirements.
-                for have in outcome.unchanged:
-                    requires.setdefault(have.name, _installed_requires(have))
-                missing = missing_dependencies(plan, requires, target)
-                if missing:
-                    raise HashesRequiredError(
-                        f"the pinned requirements are incomplete: {len(missing)} "
-                        "dependenc(ies) have no pin (or a pin that doesn't fit); add these "
-                        "lines after checking them, or pass --no-deps:",
-                        details=suggest_pins(missing, finder, target, pre=options.pre),
-                    )
-            for info in outcome.wheel_info.values():
-                outcome.notes += [f"{info.metadata.get('name')} installs {p}, which runs code "
-                                  "at every interpreter start-up" for p in info.pth_files]
-            if options.dry_run:
-                return outcome
-
-            # install, under the environment's lock, as one transaction
-            with environment_lock(target.state_dir,
-                                  on_wait=lambda: log("waiting for another secinstall "
-                                                      "process to finish with this environment")):
-                outcome.notes += recover(target.state_dir)
-                installed = find_installed(target)
-                replace = [installed[v.dist.name] for v in outcome.verified
-                           if v.dist.name in installed]
-                with Transaction(target.state_dir) as txn:
-                    warnings = install_wheels(txn, target, outcome.verified, replace,
-                                              compile_bytecode_=options.compile_bytecode)
-                    outcome.result = InstallResult(installed=tuple(outcome.verified),
-                                                   removed=tuple(replace),
-                                                   unchanged=tuple(outcome.unchanged),
-                                                   warnings=tuple(warnings))
-                    # record: the SBOM fragment is part of the transaction
-                    if outcome.verified:
-                        from .sbom import write_fragment
-
-                        outcome.sbom = write_fragment(txn, outcome, indexes=src.index_urls,
-                                                      weakened=options.weakenings)
-                    txn.commit()
-                TrustFile(target.state_dir).update(
-                    {v.dist.name: v.attestation for v in outcome.verified if v.attestation})
-            outcome.notes += warnings
+    cache = Cache(None if options.no_cache else (options.cache_dir or default_cache_dir()))
+    try:
+        with Client(ssl_context=context, trusted_hosts=src.trusted_hosts, timeout=src.timeout,
+                    retries=src.retries, proxy=src.proxy) as client:
+            finder = Finder(client, src.index_urls, src.find_links)
+            # A transaction a killed process left behind is finished or undone first, so
+            # that what is installed is known before anything is decided.
+            recovered: list[str] = []
+            if any(target.state_dir.glob("txn-*")):
+                with environment_lock(target.state_dir):
+                    recovered = recover(target.state_dir)
+            options, outcome, todo = _resolve(options, target, finder, cache, client, log)
+            outcome.notes[:0] = recovered
+            _fetch_and_verify(options, outcome, todo, client, cache, finder, progress)
+            if not options.dry_run:
+                _install(options, outcome, log)
             return outcome
-        finally:
-            cache.close()
+    finally:
+        cache.close()
+
+
+def _resolve(options: InstallOptions, target: Target, finder: Finder, cache: Cache,
+             client: Client, log: Log) -> tuple[InstallOptions, Outcome, list[PlannedDist]]:
+    """The plan (a lock file needs no resolver), checked against the usage policy, and
+    what of it is not installed yet."""
+    if options.lock_file is not None:
+        from .lockfiles.pylock import plan_from_pylock
+
+        plan, lock_pins = plan_from_pylock(options.lock_file, target, extras=options.extras,
+                                           dependency_groups=options.groups)
+        options = _with_lock_pins(options, lock_pins)
+    else:
+        plan = resolve(options, target, finder, cache)
+    if plan.resolver == "pip":
+        plan = with_index_details(plan, finder, options.jobs)
+    if options.require_lock is not None:
+        from .lockfiles.guard import restrict_to_lock
+
+        plan = restrict_to_lock(plan, options.require_lock, target)
+    outcome = Outcome(target=target, plan=plan)
+    todo, outcome.unchanged = _split(plan, find_installed(target), options.force_reinstall)
+    how = {"lock": "read from the lock file", "pinned": "pinned (no resolver ran)",
+           "pip": "resolved by pip's resolver"}[plan.resolver]
+    log(f"{len(plan.items)} distribution(s) {how}; {len(todo)} to install")
+    if options.usage_policy is not None:
+        from .policy import check_plan
+
+        outcome.notes += check_plan(
+            dataclasses.replace(plan, items=tuple(todo)), options.usage_policy, client=client,
+            index_urls=options.sources.index_urls,
+            requirements=[*options.requirements, *options.constraints], jobs=options.jobs)
+    return options, outcome, todo
+
+
+def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[PlannedDist],
+                      client: Client, cache: Cache, finder: Finder,
+                      progress: Progress | None) -> None:
+    """Download what the plan needs and check every file; nothing is written to the
+    environment here."""
+    plan, target, usage = outcome.plan, outcome.target, options.usage_policy
+    fetched = fetch_all(client, cache, todo, jobs=options.jobs,
+                        progress=progress or NoProgress(), policy=options.attestations)
+    if usage is not None:
+        from .policy import check_fetched
+
+        check_fetched(fetched, usage, options.attestations)
+    # Archives are read in threads: zlib and hashlib release the GIL.
+    trust = TrustFile(target.state_dir)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        checked = list(pool.map(
+            lambda f: verify(f, require_pin=plan.require_hashes, policy=options.attestations,
+                             trust=trust, tags=target.tags),
+            fetched))
+    outcome.verified = [v for v, _ in checked]
+    outcome.wheel_info = {v.dist.name: i for v, i in checked}
+    if usage is not None:
+        from .policy import check_metadata
+
+        outcome.notes += check_metadata(
+            [(v.dist.name, v.dist.version, outcome.wheel_info[v.dist.name].metadata)
+             for v in outcome.verified if v.dist.metadata is None], usage)
+    if plan.resolver in ("pinned", "lock") and not options.no_deps:
+        requires = {name: info.requires_dist for name, info in outcome.wheel_info.items()}
+        # Already-installed distributions of the plan still bring their requirements.
+        for have in outcome.unchanged:
+            requires.setdefault(have.name, _installed_requires(have))
+        missing = missing_dependencies(plan, requires, target)
+        if missing:
+            raise HashesRequiredError(
+                f"the pinned requirements are incomplete: {len(missing)} dependenc(ies) "
+                "have no pin (or a pin that doesn't fit); add these lines after checking "
+                "them, or pass --no-deps:",
+                details=suggest_pins(missing, finder, target, pre=options.pre),
+            )
+    for v in outcome.verified:
+        cache.remember(v)
+    for info in outcome.wheel_info.values():
+        outcome.notes += [f"{info.metadata.get('name')} installs {p}, which runs code at "
+                          "every interpreter start-up" for p in info.pth_files]
+
+
+def _install(options: InstallOptions, outcome: Outcome, log: Log) -> None:
+    """Install the verified files and record them, under the environment's lock, as one
+    transaction."""
+    target = outcome.target
+    with environment_lock(target.state_dir,
+                          on_wait=lambda: log("waiting for another secinstall process to "
+                                              "finish with this environment")):
+        outcome.notes += recover(target.state_dir)
+        installed = find_installed(target)
+        replace = [installed[v.dist.name] for v in outcome.verified if v.dist.name in installed]
+        with Transaction(target.state_dir) as txn:
+            warnings = install_wheels(txn, target, outcome.verified, replace,
+                                      compile_bytecode_=options.compile_bytecode)
+            outcome.result = InstallResult(installed=tuple(outcome.verified),
+                                           removed=tuple(replace),
+                                           unchanged=tuple(outcome.unchanged),
+                                           warnings=tuple(warnings))
+            # record: the SBOM fragment is part of the transaction
+            if outcome.verified:
+                from .sbom import write_fragment
+
+                outcome.sbom = write_fragment(txn, outcome, indexes=options.sources.index_urls,
+                                              weakened=options.weakenings)
+            txn.commit()
+        TrustFile(target.state_dir).update(
+            {v.dist.name: v.attestation for v in outcome.verified if v.attestation})
+    outcome.notes += warnings
 
 
 def _installed_requires(dist: InstalledDist) -> tuple[str, ...]:

@@ -586,7 +586,9 @@ def _check_vulnerabilities(dists: Sequence[PlannedDist], policy: UsagePolicy,
     rule = f"vulnerabilities = \"{policy.vulnerabilities}\", from " \
            f"{policy.origin('vulnerabilities')}"
     problems, warnings = [], []
-    for q, advisories, failed in look_up_vulnerabilities(queries, client=client, db=db,
+    # Only a refusing policy waits for retries; a warning is best effort.
+    asked = client if refuse else client.with_retries(0)
+    for q, advisories, failed in look_up_vulnerabilities(queries, client=asked, db=db,
                                                          jobs=jobs):
         shown = [a for a in advisories if not ignored(a, policy.vulnerabilities_ignore)]
         if shown:

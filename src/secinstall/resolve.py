@@ -29,6 +29,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from .cache import Cache
 from .errors import HashesRequiredError, ResolveError, SdistRefusedError, TLSError
 from .index import Finder
 from .models import IndexFile, InstallOptions, Plan, PlannedDist, UserRequirement
@@ -70,10 +71,11 @@ def is_fully_pinned(options: InstallOptions) -> bool:
     )
 
 
-def resolve(options: InstallOptions, target: Target, finder: Finder) -> Plan:
+def resolve(options: InstallOptions, target: Target, finder: Finder,
+            cache: Cache | None = None) -> Plan:
     """The plan for `options`, for `target`."""
     if is_fully_pinned(options):
-        return resolve_pinned(options, target, finder)
+        return resolve_pinned(options, target, finder, cache)
     return resolve_with_pip(options, target)
 
 
@@ -175,12 +177,41 @@ def _direct_file(ur: UserRequirement) -> IndexFile:
     return IndexFile(filename=filename, url=url.split("#", 1)[0], hashes={}, origin=url)
 
 
-def resolve_pinned(options: InstallOptions, target: Target, finder: Finder) -> Plan:
-    """Look each pinned file up in the indexes; no resolver runs."""
+def _cached_choice(ur: UserRequirement, pins: Mapping[str, frozenset[str]], target: Target,
+                   cache: Cache | None) -> IndexFile | None:
+    """A cached, earlier verified file that fits a pinned requirement: no index needed."""
+    if cache is None:
+        return None
+    version = next(iter(ur.req.specifier)).version
+    for digest in sorted(pins.get("sha256", ())):
+        found = cache.recall(digest)
+        if found is None:
+            continue
+        file = found[0]
+        if (_file_version(file) == _parse_version(version)
+                and _tag_rank(file.filename, target) is not None
+                and _python_ok(file.requires_python, target)):
+            return file
+    return None
+
+
+def _parse_version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def resolve_pinned(options: InstallOptions, target: Target, finder: Finder,
+                   cache: Cache | None = None) -> Plan:
+    """Look each pinned file up in the cache (files verified before, with the index's
+    listing of them) or else in the indexes; no resolver runs."""
     pins = merged_pins([*options.requirements, *options.constraints])
     wanted = [ur for ur in options.requirements if applies(ur.req, target)]
     _check_constraints(wanted, options.constraints, target)
-    names = [ur.req.name for ur in wanted if not ur.req.url]
+    cached = {ur.req.name: f for ur in wanted if not ur.req.url and (
+        f := _cached_choice(ur, pins.get(canonicalize_name(ur.req.name), {}), target, cache))}
+    names = [ur.req.name for ur in wanted if not ur.req.url and ur.req.name not in cached]
     listing = finder.files_many(names, workers=options.jobs) if names else {}
     items = []
     seen: dict[str, str] = {}
@@ -194,8 +225,9 @@ def resolve_pinned(options: InstallOptions, target: Target, finder: Finder) -> P
             version = str(parse_wheel_filename(file.filename)[1])
         else:
             version = next(iter(ur.req.specifier)).version
-            file = choose_file(ur.req.name, version, listing[ur.req.name], target,
-                               pins.get(key, {}), ur.source)
+            file = cached.get(ur.req.name) or choose_file(
+                ur.req.name, version, listing[ur.req.name], target, pins.get(key, {}),
+                ur.source)
         items.append(PlannedDist(
             name=key, version=version, file=file, pinned=pins.get(key, {}),
             requested=True, requested_extras=tuple(sorted(ur.req.extras)),

@@ -11,6 +11,7 @@ import pytest
 
 from secinstall import client as client_module
 from secinstall import fetch as fetch_module
+from secinstall.cache import LISTING
 from tests.conftest import Venv, run_in
 from tests.integration.test_install import Secinstall, dist_infos, sha256
 from tests.support import faults
@@ -43,7 +44,8 @@ def _requests_for(index: LocalIndex, path: str) -> int:
 
 
 def _cache_files(cache: Path) -> list[Path]:
-    return sorted(p for p in cache.rglob("*") if p.is_file())
+    """The distribution files in the cache (not the listings kept beside them)."""
+    return sorted(p for p in cache.rglob("*") if p.is_file() and p.name != LISTING)
 
 
 def _assert_installed(venv: Venv, wheel: Path, cache: Path) -> None:
