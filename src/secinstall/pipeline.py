@@ -84,9 +84,11 @@ def verify(fetched: FetchedFile, *, require_pin: bool, policy: AttestationPolicy
                         attestation_note=note), info
 
 
-def with_index_details(plan: Plan, finder: Finder, jobs: int) -> Plan:
+def with_index_details(plan: Plan, finder: Finder, jobs: int, *,
+                       provenance_only: bool = False) -> Plan:
     """Fill in what pip's report leaves out (provenance URL, upload time, yanked) from
-    the index's own listing of the same files."""
+    the index's own listing of the same files; with `provenance_only`, only where each
+    file's provenance is (a lock's hashes and details stay the lock's)."""
     names = sorted({d.name for d in plan.items if not d.is_direct})
     listing = finder.files_many(names, workers=jobs) if names else {}
     by_name = {(n, f.filename): f for n, files in listing.items() for f in files}
@@ -94,8 +96,10 @@ def with_index_details(plan: Plan, finder: Finder, jobs: int) -> Plan:
     for d in plan.items:
         found = by_name.get((d.name, d.file.filename))
         if found is not None and found.url == d.file.url:
-            d = dataclasses.replace(d, file=dataclasses.replace(
-                found, hashes={**found.hashes, **d.file.hashes}))
+            file = (dataclasses.replace(d.file, provenance_url=found.provenance_url)
+                    if provenance_only else
+                    dataclasses.replace(found, hashes={**found.hashes, **d.file.hashes}))
+            d = dataclasses.replace(d, file=file)
         items.append(d)
     return dataclasses.replace(plan, items=tuple(items))
 
@@ -151,6 +155,9 @@ def _resolve(options: InstallOptions, target: Target, finder: Finder, cache: Cac
         plan = resolve(options, target, finder, cache)
     if plan.resolver == "pip":
         plan = with_index_details(plan, finder, options.jobs)
+    elif plan.resolver == "lock" and options.attestations.mode != "off":
+        # A lock names files, not where their provenance is: the index says that.
+        plan = with_index_details(plan, finder, options.jobs, provenance_only=True)
     if options.require_lock is not None:
         from .lockfiles.guard import restrict_to_lock
 

@@ -224,6 +224,11 @@ def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
         raise RequirementsError(
             "a lock file is installed as a whole: give one pylock.toml and no other "
             "requirements (use --require-lock FILE to check other requirements against it)")
+    if (args.extra or args.group) and not locks:
+        from ..errors import ConfigError
+
+        raise ConfigError("--extra and --group select from a lock file: give -r pylock.toml "
+                          "(for requirements, write the extras: 'name[extra]')")
     reqs = parse_files([] if locks else req_files, as_list(s("constraint", args.constraint, [])),
                        args=args.requirements_args)
     if not reqs.requirements and not locks:
