@@ -84,6 +84,12 @@ class Cache:
             entry["provenance"] = None
         _write_json(fetched.path.parent / LISTING, entry)
 
+    def was_verified(self, sha256: str) -> bool:
+        """True when the file with this sha256 passed every check before (its listing is
+        written only then)."""
+        return bool(_SHA256.fullmatch(sha256)) and (
+            self.files / sha256[:2] / sha256 / LISTING).is_file()
+
     def recall(self, sha256: str) -> tuple[IndexFile, Path] | None:
         """The listing and cached file of a verified file with this sha256, if cached."""
         if not _SHA256.fullmatch(sha256):

@@ -73,13 +73,15 @@ def _split(plan: Plan, installed: dict[NormalizedName, InstalledDist],
 
 
 def verify(fetched: FetchedFile, *, require_pin: bool, policy: AttestationPolicy,
-           trust: TrustFile | None, tags: tuple[str, ...]) -> tuple[VerifiedDist, WheelInfo]:
+           trust: TrustFile | None, tags: tuple[str, ...],
+           checked_before: bool = False) -> tuple[VerifiedDist, WheelInfo]:
     """Every check a file must pass before it may be installed (or served): its hashes,
     its attestations against the publisher policy, then the archive itself (with `tags`,
-    that it fits the target; empty: any platform)."""
+    that it fits the target; empty: any platform). `checked_before`: these very bytes
+    (same sha256) passed the archive's RECORD check before, which isn't repeated."""
     sources = check_hashes(fetched, require_pin=require_pin)
     evidence, note = check_attestation(fetched, policy, trust)
-    info = check_wheel(fetched, tags)
+    info = check_wheel(fetched, tags, contents=not checked_before)
     return VerifiedDist(fetched=fetched, hash_sources=sources, attestation=evidence,
                         attestation_note=note), info
 
@@ -194,7 +196,8 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
     with ThreadPoolExecutor(max_workers=2) as pool:
         checked = list(pool.map(
             lambda f: verify(f, require_pin=plan.require_hashes, policy=options.attestations,
-                             trust=trust, tags=target.tags),
+                             trust=trust, tags=target.tags,
+                             checked_before=f.from_cache and cache.was_verified(f.sha256)),
             fetched))
     outcome.verified = [v for v, _ in checked]
     outcome.wheel_info = {v.dist.name: i for v, i in checked}

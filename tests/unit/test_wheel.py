@@ -183,6 +183,24 @@ def test_record_hash_lie(tmp_path: Path, tags: tuple[str, ...]) -> None:
     assert any("RECORD" in d and "demo/__init__.py" in d for d in error.details), error.details
 
 
+def test_contents_pass_is_what_checked_before_skips(tmp_path: Path,
+                                                    tags: tuple[str, ...]) -> None:
+    """Only the member hashing is skipped for bytes that passed before; the rest of the
+    archive checks still run."""
+    for sub in ("honest", "lying", "escaping"):
+        (tmp_path / sub).mkdir()
+    with zipfile.ZipFile(hostile_wheel(tmp_path / "honest")) as zf:
+        true_record = zf.read("demo-1.0.dist-info/RECORD")
+    record = true_record.replace(b"demo/__init__.py,sha256=", b"demo/__init__.py,sha256=AA")
+    lying = hostile_wheel(tmp_path / "lying", record=record)
+    with pytest.raises(WheelError, match="RECORD"):
+        check_wheel(_fetched(lying), tags)
+    assert check_wheel(_fetched(lying), tags, contents=False).metadata["name"] == "demo"
+    escaping = hostile_wheel(tmp_path / "escaping", extra=[("../evil.py", b"x = 1\n")])
+    with pytest.raises(WheelError, match="escapes"):
+        check_wheel(_fetched(escaping), tags, contents=False)
+
+
 def test_record_size_lie(tmp_path: Path, tags: tuple[str, ...]) -> None:
     members = [("demo/__init__.py", b"VALUE = 1\n")]
     record = _record(members, "demo-1.0.dist-info/RECORD").replace(b",10\n", b",11\n")

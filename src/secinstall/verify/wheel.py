@@ -141,9 +141,9 @@ def _dist_info_problems(names: set[str], name: str, version: str) -> tuple[str |
 
 
 def _record_problems(source: WheelFile, names: set[str], dist_info: str,
-                     path: Path) -> list[str]:
+                     path: Path, contents: bool = True) -> list[str]:
     """RECORD must list every file of the archive with its true hash and size, and
-    nothing that isn't there."""
+    nothing that isn't there (without `contents`, hashes and sizes aren't read)."""
     from installer.exceptions import InstallerError
     from installer.records import InvalidRecordEntry, parse_record_file
 
@@ -162,7 +162,7 @@ def _record_problems(source: WheelFile, names: set[str], dist_info: str,
     if problems:
         return problems
     try:
-        source.validate_record(validate_contents=True)
+        source.validate_record(validate_contents=contents)
     except (InstallerError, ValueError) as exc:
         prefix = f"In {path}, "  # installer names the full path: noise here
         issues = getattr(exc, "issues", None) or [str(exc)]
@@ -184,8 +184,12 @@ def _pth_files(names: set[str], data_dir: str) -> tuple[str, ...]:
     return tuple(found)
 
 
-def check_wheel(fetched: FetchedFile, target_tags: tuple[str, ...]) -> WheelInfo:
-    """Refuse a wheel that can't be installed safely; return what install needs."""
+def check_wheel(fetched: FetchedFile, target_tags: tuple[str, ...], *,
+                contents: bool = True) -> WheelInfo:
+    """Refuse a wheel that can't be installed safely; return what install needs.
+
+    `contents=False` skips hashing every member against RECORD (the one costly check),
+    for bytes that already passed it: a cached file whose sha256 was checked again."""
     from installer.exceptions import InstallerError
     from installer.sources import WheelFile
 
@@ -230,7 +234,7 @@ def check_wheel(fetched: FetchedFile, target_tags: tuple[str, ...]) -> WheelInfo
             problems += _data_problems(seen, source.data_dir)
             if f"{dist_info}/entry_points.txt" in seen:
                 problems += _entry_point_problems(source.read_dist_info("entry_points.txt"))
-            problems += _record_problems(source, seen, dist_info, path)
+            problems += _record_problems(source, seen, dist_info, path, contents)
             if f"{dist_info}/METADATA" not in seen:
                 raise WheelError(f"{path.name} is refused: it has no {dist_info}/METADATA",
                                  details=[*problems, f"it has no {dist_info}/METADATA"])
