@@ -116,7 +116,9 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bootstrap(session: nox.Session) -> None:
-    """Build dist/get-secinstall.py, the single-file bootstrap, from src/ and vendor/.
+    """Build dist/get-secinstall.py, the single-file bootstrap, from src/, vendor/ and
+    requirements/runtime.txt (the pins it installs; `nox -s lock` first if pyproject.toml's
+    dependencies changed: the build refuses a lock that misses one).
 
     The same sources give the same bytes. Extra arguments go to the builder, e.g.
     `nox -s bootstrap -- -o get-secinstall.py`.

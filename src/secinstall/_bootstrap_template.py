@@ -1,7 +1,8 @@
 """get-secinstall.py: install secinstall, or fully pinned requirements, with nothing but
 Python >= 3.10, verified the way `python -m secinstall install` verifies.
 
-    python get-secinstall.py [OPTIONS]                   secinstall, with its core
+    python get-secinstall.py [OPTIONS]                   secinstall, with all its dependencies
+    python get-secinstall.py --core-only [OPTIONS]       secinstall, with its core only
     python get-secinstall.py NAME==VERSION --hash=sha256:HEX [...] [OPTIONS]
     python get-secinstall.py -r requirements.txt [OPTIONS]   (every line pinned, hashed)
 
@@ -19,17 +20,20 @@ vendor/vendor.txt pins. Its sha256 must equal PAYLOAD_SHA256 before anything in 
 used. It is unpacked into a temporary directory, put first on sys.path, and secinstall
 runs in this process: TLS is verified against the operating system's trust store
 (truststore, also injected into `ssl`), and every file is checked against its sha256 pin
-(WHEEL_SHA256 for secinstall's own wheel, CORE_PINS for its core dependencies, or the
-pins you give) before anything is installed, as one transaction. Only pinned input is
-accepted: there is no resolver here. PEP 740 attestations are not checked
-(--attestations off, reported as a weakening): their verifier, sigstore, needs compiled
-dependencies that can't be embedded; the pins in this file are the trust anchor.
+(WHEEL_SHA256 for secinstall's own wheel, RUNTIME_PINS or CORE_PINS for its
+dependencies, or the pins you give) before anything is installed, as one transaction.
+Only pinned input is accepted: there is no resolver here. PEP 740 attestations are not
+checked (--attestations off, reported as a weakening): their verifier, sigstore, needs
+compiled dependencies that can't be embedded; the pins in this file are the trust anchor.
 
-Without requirements, secinstall is installed with its core dependencies only
-(CORE_PINS, fetched from the index): enough to install fully pinned requirements with
-`--attestations off`. Its other dependencies (pip to resolve unpinned requirements,
-sigstore and pypi-attestations for attestations, cyclonedx-python-lib for SBOMs, rich)
-are not installed by this script.
+Without requirements, secinstall is installed with all its runtime dependencies
+(RUNTIME_PINS: secinstall's requirements/runtime.txt, a lock for every platform and
+Python >= 3.10 with the hashes of every file; the lines whose markers apply to the target
+interpreter are installed, each as the wheel that fits it, and secinstall checks that
+every dependency is pinned). With --core-only it is installed with its core only
+(CORE_PINS, no dependency check): enough to install fully pinned requirements with
+`--attestations off`, but not to verify attestations (sigstore, pypi-attestations),
+resolve unpinned requirements (pip) or write SBOMs (cyclonedx-python-lib).
 
 Built by `nox -s bootstrap` from secinstall's sources (src/secinstall/bootstrap.py);
 do not edit: rebuild.
@@ -53,8 +57,9 @@ WHEEL_NAME = ""
 WHEEL_SHA256 = ""
 PAYLOAD_SHA256 = ""
 CORE_PINS = ""
+RUNTIME_PINS = ""
 
-USAGE = "%(prog)s [REQ [--hash=sha256:HEX ...] ...] [-r FILE] [OPTIONS]"
+USAGE = "%(prog)s [--core-only | REQ [--hash=sha256:HEX ...] ... | -r FILE] [OPTIONS]"
 
 #: The options passed on to `secinstall install`: (flags, how, help), where how is
 #: "value", "append" (a repeatable value), "flag" or "count".
@@ -124,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "requirements) with nothing but Python >= 3.10. Every file is checked "
                     "against a sha256 pin before anything is installed.",
         epilog="Read the top of this file for how it works.")
+    # The script's own option: not passed on to `secinstall install`.
+    parser.add_argument("--core-only", action="store_true",
+                        help="without requirements: install secinstall with its core "
+                             "dependencies only (CORE_PINS), not all of them (RUNTIME_PINS)")
     for flags, how, text in OPTIONS:
         if how == "append":
             parser.add_argument(*flags, action="append", default=[], help=text)
@@ -185,14 +194,17 @@ def _unpinned(arguments: Path, requirement_files: Sequence[str],
 
 def install_argv(requirements: list[list[str]], args: argparse.Namespace,
                  wheel: Path, tmp: Path) -> list[str]:
-    """The `secinstall install` command line: secinstall and its core (no requirements
-    given), or the given requirements; raises UsageError for unpinned ones."""
+    """The `secinstall install` command line: secinstall with all its dependencies or
+    its core (no requirements given), or the given requirements; raises UsageError for
+    unpinned ones."""
+    given = bool(requirements or args.requirement)
     # pip's requirements-file syntax carries the hashes; the file is ours, in `tmp`, and
     # named for where its lines come from (secinstall's messages name it).
     argv = ["install", "--require-hashes", "--attestations", "off"]
-    pins = tmp / "pins" / ("command-line" if requirements or args.requirement else "CORE_PINS")
+    name = "command-line" if given else "CORE_PINS" if args.core_only else "RUNTIME_PINS"
+    pins = tmp / "pins" / name
     pins.parent.mkdir()
-    if requirements or args.requirement:
+    if given:
         pins.write_text("".join(" ".join(r) + "\n" for r in requirements), encoding="utf-8")
         unpinned = _unpinned(pins, args.requirement, args.constraint)
         if unpinned:
@@ -200,11 +212,16 @@ def install_argv(requirements: list[list[str]], args: argparse.Namespace,
                 "get-secinstall.py installs pinned requirements only (it has no resolver); "
                 "give each as NAME==VERSION --hash=sha256:HEX. Not pinned: "
                 + ", ".join(unpinned))
-    else:
-        pins.write_text(f"secinstall @ {wheel.as_uri()} --hash=sha256:{WHEEL_SHA256}\n"
-                        f"{CORE_PINS}", encoding="utf-8")
+        return [*argv, "-r", str(pins), *forwarded(args)]
+    own = f"secinstall @ {wheel.as_uri()} --hash=sha256:{WHEEL_SHA256}\n"
+    if args.core_only:
+        pins.write_text(own + CORE_PINS, encoding="utf-8")
         # secinstall's other dependencies are not installed, so not checked either.
         argv.append("--no-deps")
+    else:
+        # The lock is complete for every platform: secinstall keeps the lines whose
+        # markers apply and refuses the install if a dependency is left unpinned.
+        pins.write_text(own + RUNTIME_PINS, encoding="utf-8")
     return [*argv, "-r", str(pins), *forwarded(args)]
 
 
@@ -212,6 +229,9 @@ def run(argv: Sequence[str], payload: str) -> int:
     requirements, options = split_requirements(argv)
     parser = build_parser()
     args = parser.parse_args(options)
+    if args.core_only and (requirements or args.requirement):
+        raise UsageError("--core-only chooses what is installed with secinstall; it can't "
+                         "be combined with requirements")
     with tempfile.TemporaryDirectory(prefix="get-secinstall-",
                                      ignore_cleanup_errors=True) as tmp:
         wheel, lib = unpack(payload, Path(tmp, "payload"))
@@ -236,11 +256,21 @@ def run(argv: Sequence[str], payload: str) -> int:
         finally:
             truststore.extract_from_ssl()
     if code == 0 and not (requirements or args.requirement or args.dry_run or args.quiet):
-        print(f"secinstall {SECINSTALL_VERSION} was installed with its core dependencies "
-              "only: it installs fully pinned requirements with --attestations off. Its "
-              "other dependencies (pip, sigstore, pypi-attestations, cyclonedx-python-lib, "
-              "rich) are not installed.", file=sys.stderr)
+        print(done_message(args.core_only), file=sys.stderr)
     return code
+
+
+def done_message(core_only: bool) -> str:
+    """What was installed, said once the install succeeded."""
+    if core_only:
+        return (f"secinstall {SECINSTALL_VERSION} was installed with its core dependencies "
+                "only (--core-only): it installs fully pinned requirements with "
+                "--attestations off. Its other dependencies (pip, sigstore, "
+                "pypi-attestations, cyclonedx-python-lib, rich) are not installed.")
+    return (f"secinstall {SECINSTALL_VERSION} was installed with all its runtime "
+            "dependencies (RUNTIME_PINS), each checked against its sha256 pin. Their "
+            "attestations were not checked (see the warning above); those of what "
+            "secinstall installs from now on are.")
 
 
 def main(argv: Sequence[str] | None = None, payload: str | None = None) -> int:

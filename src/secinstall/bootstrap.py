@@ -1,6 +1,7 @@
-"""The single-file bootstrap: builds get-secinstall.py, reproducibly, from src/secinstall
-and the vendored distributions in vendor/, and re-vendors vendor/ from the wheels that
-vendor/vendor.txt pins (downloaded and verified by secinstall itself).
+"""The single-file bootstrap: builds get-secinstall.py, reproducibly, from src/secinstall,
+the vendored distributions in vendor/ and the runtime lock requirements/runtime.txt, and
+re-vendors vendor/ from the wheels that vendor/vendor.txt pins (downloaded and verified by
+secinstall itself).
 
 A development tool (`nox -s bootstrap`, `nox -s vendor`), run from a source checkout;
 the script it builds is described in `_bootstrap_template.py`.
@@ -9,6 +10,7 @@ the script it builds is described in `_bootstrap_template.py`.
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import csv
 import hashlib
@@ -27,9 +29,13 @@ from pathlib import Path, PurePosixPath
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from .errors import ConfigError, HashMismatchError, SecinstallError, VerificationError, WheelError
+from .models import UserRequirement
 
 SCRIPT_NAME = "get-secinstall.py"
 TEMPLATE = Path("src", "secinstall", "_bootstrap_template.py")
+#: secinstall's runtime dependencies, every one pinned with the hashes of all its files,
+#: for every platform and Python >= 3.10 (`nox -s lock`): what the script installs.
+RUNTIME_TXT = Path("requirements", "runtime.txt")
 #: Zip can't store dates before 1980; every payload entry gets this one.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 #: SOURCE_DATE_EPOCH for secinstall's wheel (1980-01-01): fixed, so the wheel's bytes,
@@ -276,6 +282,62 @@ def vendor(root: Path, *, cache_dir: Path, index_url: str = PYPI) -> list[Vendor
     return check_vendored(vendor_dir, pins)
 
 
+# --- requirements/runtime.txt: what the script installs --------------------------------------
+
+
+def read_runtime_pins(path: Path) -> list[UserRequirement]:
+    """The requirements of the runtime lock at `path`. Each must be `name==version` with
+    sha256 hashes, written in that file itself: the script embeds its text alone, and
+    nothing in it may choose an index or depend on the environment the script runs in."""
+    from .requirements import parse_files
+
+    # Read as the script will, but not with the builder's environment variables.
+    found = parse_files([path], environ={})
+    problems = []
+    if "${" in path.read_text(encoding="utf-8"):
+        # The script's parser would expand ${VAR} from the environment of whoever runs it.
+        problems.append(f"{path}: ${{...}} (an environment variable) can't be embedded")
+    options = [name for name, value in (
+        ("--index-url", found.index_url), ("--extra-index-url", found.extra_index_urls),
+        ("--find-links", found.find_links), ("--no-index", found.no_index),
+        ("--trusted-host", found.trusted_hosts), ("--pre", found.pre)) if value]
+    if options:
+        problems.append(f"{path}: {', '.join(options)}: the index is the script user's "
+                        "choice (--index-url); remove the option line(s) from the lock")
+    for ur in found.constraints:
+        problems.append(f"{ur.source}: a constraint ({ur.req}); the script embeds "
+                        f"{path.name} alone, so -c can't be used")
+    for ur in found.requirements:
+        if not ur.source.startswith(f"{path}:"):
+            problems.append(f"{ur.source}: {ur.req} is in a file {path.name} includes (-r); "
+                            f"the script embeds {path.name} alone")
+        elif ur.req.url or not ur.is_pinned or set(ur.hashes) != {"sha256"}:
+            problems.append(f"{ur.source}: {ur.req} must be NAME==VERSION with "
+                            "--hash=sha256:... for each of its files (`nox -s lock`)")
+        elif canonicalize_name(ur.req.name) == "secinstall":
+            problems.append(f"{ur.source}: secinstall itself is the wheel the script "
+                            "embeds; remove the line")
+    if problems:
+        raise ConfigError(problems[0] + (f" (and {len(problems) - 1} more)"
+                                         if len(problems) > 1 else ""), details=problems)
+    return list(found.requirements)
+
+
+def unpinned_dependencies(wheel: Path, pins: Sequence[UserRequirement]) -> list[str]:
+    """secinstall's own dependencies (its wheel's Requires-Dist) that `pins` don't name:
+    a lock older than pyproject.toml. (Their dependencies are checked by every install
+    from the script: secinstall refuses pins that are incomplete for the target.)"""
+    from packaging.metadata import parse_email
+    from packaging.requirements import Requirement
+
+    dist_info = "-".join(wheel.name.split("-")[:2]) + ".dist-info"
+    with zipfile.ZipFile(wheel) as archive:
+        raw, _ = parse_email(archive.read(f"{dist_info}/METADATA"))
+    named = {canonicalize_name(ur.req.name) for ur in pins}
+    return [text for text in raw.get("requires_dist", [])
+            if canonicalize_name(Requirement(text).name) not in named]
+
+
 # --- the script ------------------------------------------------------------------------------
 
 
@@ -322,10 +384,19 @@ def build_payload(wheel: Path, vendor_dir: Path, dists: Sequence[VendoredDist]) 
 
 
 def _literal(value: str) -> str:
-    """A readable Python literal for `value` (multi-line text as a triple-quoted string)."""
-    if "\n" in value and "\\" not in value and '"""' not in value and not value.endswith('"'):
-        return f'"""\\\n{value}"""'
-    return repr(value)
+    """A readable Python literal for `value`: multi-line text as a triple-quoted string
+    (a raw one for a requirements file's `\\` line continuations), else repr()."""
+    literal = repr(value)
+    if ("\n" in value and "\r" not in value and '"""' not in value
+            and not value.endswith(('"', "\\"))):
+        if "\\" not in value:
+            literal = f'"""\\\n{value}"""'
+        elif '\\"' not in value:
+            literal = f'r"""{value}"""'
+    # The script must hold `value` exactly, whatever it is.
+    if ast.literal_eval(literal) != value:
+        literal = repr(value)
+    return literal
 
 
 def render(template: str, constants: dict[str, str], payload: bytes) -> str:
@@ -346,15 +417,30 @@ def render(template: str, constants: dict[str, str], payload: bytes) -> str:
             "    sys.exit(main())\n")
 
 
-def build_script(root: Path, *, core_pins: str | None = None) -> bytes:
+def build_script(root: Path, *, core_pins: str | None = None,
+                 runtime_pins: str | None = None) -> bytes:
     """get-secinstall.py from the sources in `root`, as bytes. `core_pins` (requirement
-    lines with hashes) replaces vendor.txt's pins as what the script installs with
-    secinstall; the vendored code it runs is vendor/'s either way."""
+    lines with hashes) replaces vendor.txt's pins as what `--core-only` installs with
+    secinstall; the vendored code it runs is vendor/'s either way. `runtime_pins` (the
+    text of a requirements file) replaces requirements/runtime.txt as what the script
+    installs by default; it is checked like the lock, except that it needn't name
+    secinstall's dependencies (tests give stand-ins)."""
     vendor_dir = root / "vendor"
     pins = read_pins(vendor_dir / "vendor.txt")
     dists = check_vendored(vendor_dir, pins)
     with tempfile.TemporaryDirectory(prefix="secinstall-bootstrap-") as tmp:
+        if runtime_pins is None:
+            runtime_path = root / RUNTIME_TXT
+        else:
+            runtime_path = Path(tmp, "runtime-pins.txt")
+            runtime_path.write_text(runtime_pins, encoding="utf-8")
+        runtime = read_runtime_pins(runtime_path)
+        runtime_text = runtime_path.read_text(encoding="utf-8")
         wheel = build_wheel(root, Path(tmp))
+        if runtime_pins is None and (missing := unpinned_dependencies(wheel, runtime)):
+            raise ConfigError(f"{RUNTIME_TXT.as_posix()} doesn't pin secinstall's "
+                              f"dependencies {', '.join(missing)} (pyproject.toml): run "
+                              "`nox -s lock`", details=missing)
         payload = build_payload(wheel, vendor_dir, dists)
         wheel_sha256 = hashlib.sha256(wheel.read_bytes()).hexdigest()
         version = str(parse_wheel_filename(wheel.name)[1])
@@ -366,6 +452,7 @@ def build_script(root: Path, *, core_pins: str | None = None) -> bytes:
         "PAYLOAD_SHA256": hashlib.sha256(payload).hexdigest(),
         "CORE_PINS": core_pins if core_pins is not None
         else "".join(f"{p.line}\n" for p in pins),
+        "RUNTIME_PINS": runtime_text,
     }
     template = (root / TEMPLATE).read_text(encoding="utf-8")
     return render(template, constants, payload).encode("utf-8")

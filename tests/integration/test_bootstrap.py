@@ -1,13 +1,16 @@
 """get-secinstall.py end to end: built from this checkout, run by a bare interpreter in a
 fresh venv without pip, installing from a real HTTPS index; and vendor/ checked as it is.
 
-The script's default pins (vendor/vendor.txt) name PyPI's wheels. The offline tests build
-the same script with pins of wheels repacked from vendor/ (same files, other bytes), which
-the local index serves; the tests marked `network` run the real script against PyPI.
+The script's pins (vendor/vendor.txt for --core-only, requirements/runtime.txt by
+default) name PyPI's wheels. The offline tests build the same script with pins of wheels
+repacked from vendor/ (same files, other bytes) and of a stand-in runtime dependency,
+which the local index serves; the tests marked `network` install the real pins, from PyPI
+or from PyPI's wheels served by the local index.
 """
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import io
@@ -16,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,17 +37,22 @@ from secinstall.bootstrap import (
     build_script,
     check_vendored,
     read_pins,
+    read_runtime_pins,
     vendor,
 )
-from secinstall.errors import VerificationError
+from secinstall.errors import ConfigError, VerificationError
 from secinstall.requirements import parse_files
 from tests.conftest import Venv
 from tests.support.index import LocalIndex
 from tests.support.snapshot import snapshot
-from tests.support.wheels import WheelMaker
+from tests.support.wheels import WheelMaker, build_wheel
+from tests.unit.test_attestations import WHEEL, fixtures_dir
 
 ROOT = Path(__file__).parents[2]
 VENDOR = ROOT / "vendor"
+RUNTIME_TXT = ROOT / "requirements" / "runtime.txt"
+#: A real wheel with its real PEP 740 provenance beside it.
+ATTESTED = fixtures_dir() / WHEEL
 CORE = {"installer", "packaging", "truststore", "urllib3"} | (
     {"tomli"} if sys.version_info < (3, 11) else set())
 
@@ -78,11 +87,26 @@ def repacked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Repacked]:
 
 
 @pytest.fixture(scope="session")
-def script(tmp_path_factory: pytest.TempPathFactory, repacked: dict[str, Repacked]) -> Path:
-    """get-secinstall.py from this checkout, with the repacked wheels' pins as its core."""
+def standin(tmp_path_factory: pytest.TempPathFactory) -> Repacked:
+    """A wheel only the stand-in runtime pins name: what the default mode adds."""
+    path = build_wheel(tmp_path_factory.mktemp("standin"), "standin", "1.0")
+    digest = _sha256(path.read_bytes())
+    return Repacked(path, digest, f"standin==1.0 --hash=sha256:{digest}")
+
+
+@pytest.fixture(scope="session")
+def script(tmp_path_factory: pytest.TempPathFactory, repacked: dict[str, Repacked],
+           standin: Repacked) -> Path:
+    """get-secinstall.py from this checkout, with the repacked wheels' pins as its core,
+    and those and the stand-in's, written as `nox -s lock` writes them, as its runtime
+    pins (which can't be complete offline: secinstall needs sigstore, pip, ...)."""
     path = tmp_path_factory.mktemp("script") / "get-secinstall.py"
-    pins = "".join(f"{r.line}\n" for r in repacked.values())
-    path.write_bytes(build_script(ROOT, core_pins=pins))
+    core = "".join(f"{r.line}\n" for r in repacked.values())
+    continued = " \\\n    --hash="
+    runtime = "# a stand-in for requirements/runtime.txt\n" + "".join(
+        r.line.replace(" --hash=", continued) + "\n    # via secinstall\n"
+        for r in (*repacked.values(), standin))
+    path.write_bytes(build_script(ROOT, core_pins=core, runtime_pins=runtime))
     return path
 
 
@@ -108,10 +132,10 @@ def index_options(index: LocalIndex, ca_file: Path, cache: Path) -> list[str]:
 
 def bootstrap_core(venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
                    repacked: dict[str, Repacked], cache: Path) -> subprocess.CompletedProcess[str]:
-    """Run the script with no requirements: secinstall and its core into `venv`."""
+    """Run the script with --core-only: secinstall and its core into `venv`."""
     for r in repacked.values():
         index.add(r.path)
-    result = run(venv.python, script, *index_options(index, ca_file, cache))
+    result = run(venv.python, script, "--core-only", *index_options(index, ca_file, cache))
     assert result.returncode == 0, result.stderr
     assert installed(venv) == {"secinstall", *CORE}
     return result
@@ -123,7 +147,7 @@ def test_installs_secinstall_and_its_core_in_a_venv_without_pip(
 ) -> None:
     result = bootstrap_core(venv, index, ca_file, script, repacked, tmp_path / "cache")
     assert "verification weakened: attestations not checked" in result.stderr
-    assert "installed with its core dependencies only" in result.stderr
+    assert "installed with its core dependencies only (--core-only)" in result.stderr
     version = run(venv.python, "-m", "secinstall", "--version")
     assert version.stdout.strip() == f"secinstall {__version__}", version.stderr
     # The core is enough for the pinned install path, with no heavy dependency installed.
@@ -158,6 +182,39 @@ def test_the_installed_core_refuses_provenance_it_cannot_verify(
     assert snapshot(venv.path) == before
 
 
+def test_by_default_installs_the_runtime_pins_not_only_the_core(
+    venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
+    repacked: dict[str, Repacked], standin: Repacked, tmp_path: Path,
+) -> None:
+    """RUNTIME_PINS, not CORE_PINS: the stand-in is installed. (--no-deps only because
+    the stand-in pins can't be complete offline; the next test shows the default checks.)"""
+    for r in (*repacked.values(), standin):
+        index.add(r.path)
+    result = run(venv.python, script, "--no-deps",
+                 *index_options(index, ca_file, tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    assert installed(venv) == {"secinstall", "standin", *CORE}
+    assert "verification weakened: attestations not checked" in result.stderr
+    assert "installed with all its runtime dependencies (RUNTIME_PINS)" in result.stderr
+
+
+def test_by_default_the_runtime_pins_must_be_complete(
+    venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
+    repacked: dict[str, Repacked], standin: Repacked, tmp_path: Path,
+) -> None:
+    """The default mode checks that every dependency of secinstall is pinned (no
+    --no-deps): the stand-in pins lack sigstore, pip, ..., so nothing is installed."""
+    for r in (*repacked.values(), standin):
+        index.add(r.path)
+    before = snapshot(venv.path)
+    result = run(venv.python, script, *index_options(index, ca_file, tmp_path / "cache"))
+    assert result.returncode == 1
+    assert "the pinned requirements are incomplete" in result.stderr
+    assert "sigstore" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(venv.path) == before
+
+
 @pytest.mark.parametrize("how", ["arguments", "requirements-file"])
 def test_installs_pinned_requirements_only(
     how: str, venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
@@ -173,7 +230,7 @@ def test_installs_pinned_requirements_only(
     result = run(venv.python, script, *pin, *index_options(index, ca_file, tmp_path / "c"))
     assert result.returncode == 0, result.stderr
     assert installed(venv) == {"demo"}
-    assert "core dependencies only" not in result.stderr
+    assert "was installed with" not in result.stderr
 
 
 # --- refusals --------------------------------------------------------------------------------
@@ -188,30 +245,38 @@ def _other_bytes(wheel: Path) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.parametrize("mode", [["--core-only"], []], ids=["core-only", "default"])
 @pytest.mark.parametrize("swap", ["download", "listing"])
-def test_a_swapped_core_wheel_is_refused(
-    swap: str, venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
-    repacked: dict[str, Repacked], tmp_path: Path,
+def test_a_swapped_core_or_runtime_wheel_is_refused(
+    swap: str, mode: list[str], venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
+    repacked: dict[str, Repacked], standin: Repacked, tmp_path: Path,
 ) -> None:
-    """The index serves other bytes for packaging than the script pins: while claiming
-    the pinned hash ("download"), or listing their real hash ("listing")."""
+    """The index serves other bytes for packaging than the script pins (in CORE_PINS, or
+    in RUNTIME_PINS by default): while claiming the pinned hash ("download"), or listing
+    their real hash ("listing")."""
+    index.add(standin.path)
     for name, r in repacked.items():
         if name != "packaging":
             index.add(r.path)
     packaging = repacked["packaging"].path
+    other = _other_bytes(packaging)
     if swap == "download":
-        index.add(packaging, serve_bytes=_other_bytes(packaging))
+        index.add(packaging, serve_bytes=other)
     else:
         swapped = tmp_path / "swapped" / packaging.name
         swapped.parent.mkdir()
-        swapped.write_bytes(_other_bytes(packaging))
+        swapped.write_bytes(other)
         index.add(swapped)
     before = snapshot(venv.path)
-    result = run(venv.python, script, *index_options(index, ca_file, tmp_path / "cache"))
+    result = run(venv.python, script, *mode, *index_options(index, ca_file, tmp_path / "cache"))
     assert result.returncode == 1
     assert "packaging" in result.stderr
-    expected = "sha256" if swap == "download" else "matches the hashes pinned"
-    assert expected in result.stderr
+    if swap == "download":
+        assert _sha256(other) in result.stderr
+    else:  # the message names the pins' line: the script's own file, named for the mode
+        assert "matches the hashes pinned in" in result.stderr
+        pins = "CORE_PINS" if mode else "RUNTIME_PINS"
+        assert f"{os.sep}{pins}:" in result.stderr
     assert snapshot(venv.path) == before
 
 
@@ -246,6 +311,18 @@ def test_unpinned_requirements_are_refused_before_any_request(
     assert snapshot(venv.path) == before
 
 
+def test_core_only_is_refused_with_requirements(
+    venv: Venv, index: LocalIndex, ca_file: Path, script: Path, tmp_path: Path,
+) -> None:
+    before = snapshot(venv.path)
+    result = run(venv.python, script, "--core-only", "demo==1.0", f"--hash=sha256:{'0' * 64}",
+                 *index_options(index, ca_file, tmp_path / "c"))
+    assert result.returncode == 2
+    assert "--core-only" in result.stderr and "requirements" in result.stderr
+    assert index.requests == []
+    assert snapshot(venv.path) == before
+
+
 def test_a_damaged_script_is_refused(venv: Venv, script: Path, tmp_path: Path) -> None:
     text = script.read_text()
     start = text.index('PAYLOAD = """\n') + len('PAYLOAD = """\n') + 5000
@@ -270,12 +347,16 @@ def _payload(script_bytes: bytes) -> zipfile.ZipFile:
     return zipfile.ZipFile(io.BytesIO(base64.b85decode("".join(encoded.split()))))
 
 
-def test_two_builds_in_two_places_are_byte_identical(tmp_path: Path) -> None:
-    copy = tmp_path / "elsewhere"
-    for name in ("src", "vendor"):
-        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+def _copy_checkout(dest: Path) -> Path:
+    for name in ("src", "vendor", "requirements"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
-        shutil.copyfile(ROOT / name, copy / name)
+        shutil.copyfile(ROOT / name, dest / name)
+    return dest
+
+
+def test_two_builds_in_two_places_are_byte_identical(tmp_path: Path) -> None:
+    copy = _copy_checkout(tmp_path / "elsewhere")
     first, second = build_script(ROOT), build_script(copy)
     assert _sha256(first) == _sha256(second)
     archive = _payload(first)
@@ -290,13 +371,66 @@ def test_two_builds_in_two_places_are_byte_identical(tmp_path: Path) -> None:
     assert str(ROOT) not in text and str(copy) not in text
 
 
-def test_the_script_embeds_vendor_txt_pins_and_exactly_the_vendored_files() -> None:
+def _constant(script_bytes: bytes, name: str) -> str:
+    """The value the script assigns to `name`, as Python reads it."""
+    for node in ast.parse(script_bytes).body:
+        if not isinstance(node, ast.Assign):
+            continue
+        if [getattr(t, "id", None) for t in node.targets] == [name]:
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, str)
+            return value
+    raise AssertionError(f"the script assigns no {name}")
+
+
+def test_the_script_embeds_both_pin_lists_and_exactly_the_vendored_files() -> None:
     data = build_script(ROOT)
-    text = data.decode()
-    for pin in read_pins(VENDOR / "vendor.txt"):
-        assert pin.line in text
+    core = _constant(data, "CORE_PINS")
+    assert core == "".join(f"{pin.line}\n" for pin in read_pins(VENDOR / "vendor.txt"))
     lib = {n.removeprefix("lib/") for n in _payload(data).namelist() if n.startswith("lib/")}
     assert lib == {f for d in check_vendored(VENDOR) for f in d.files}
+    # The runtime lock, as it is: every line readable in the script.
+    runtime = RUNTIME_TXT.read_text(encoding="utf-8")
+    assert _constant(data, "RUNTIME_PINS") == runtime
+    assert f'RUNTIME_PINS = r"""{runtime}"""\n' in data.decode()
+
+
+def test_a_runtime_lock_without_a_dependency_of_secinstall_is_refused(tmp_path: Path) -> None:
+    """A lock older than pyproject.toml would make every default install fail: the build
+    refuses it."""
+    copy = _copy_checkout(tmp_path / "checkout")
+    lock = copy / "requirements" / "runtime.txt"
+    text = lock.read_text()
+    start = text.index("\nsigstore==") + 1
+    end = text.index("\n", text.index("# via", start)) + 1
+    lock.write_text(text[:start] + text[end:])
+    with pytest.raises(ConfigError) as info:
+        build_script(copy)
+    assert "sigstore" in info.value.message
+    assert "nox -s lock" in info.value.message
+
+
+@pytest.mark.parametrize(("lock", "expected"), [
+    ("demo>=1.0 --hash=sha256:" + "a" * 64, "demo>=1.0 must be NAME==VERSION"),
+    ("demo==1.0", "demo==1.0 must be NAME==VERSION with --hash=sha256"),
+    ("demo==1.0 --hash=sha512:" + "a" * 128, "must be NAME==VERSION"),
+    ("--index-url https://evil.example/simple/\ndemo==1.0 --hash=sha256:" + "a" * 64,
+     "--index-url"),
+    ("secinstall==0.1 --hash=sha256:" + "a" * 64, "secinstall itself"),
+    ('demo==1.0 ; platform_release == "${RELEASE}" --hash=sha256:' + "a" * 64,
+     "environment variable"),
+    ("-r other.txt", "includes (-r)"),
+], ids=["not-exact", "no-hash", "not-sha256", "index-option", "secinstall", "env-var",
+        "include"])
+def test_a_runtime_lock_the_script_could_not_trust_is_refused(
+    lock: str, expected: str, tmp_path: Path,
+) -> None:
+    (tmp_path / "other.txt").write_text("other==1 --hash=sha256:" + "b" * 64 + "\n")
+    path = tmp_path / "runtime.txt"
+    path.write_text(lock + "\n")
+    with pytest.raises(ConfigError) as info:
+        read_runtime_pins(path)
+    assert expected in info.value.message
 
 
 # --- vendor/ ---------------------------------------------------------------------------------
@@ -358,17 +492,79 @@ def test_options_are_passed_on_to_secinstall_install() -> None:
 
 
 @pytest.mark.network
-def test_the_real_script_installs_secinstall_from_pypi(venv: Venv, tmp_path: Path) -> None:
+def test_the_real_script_installs_secinstall_core_from_pypi(venv: Venv, tmp_path: Path) -> None:
     script = tmp_path / "get-secinstall.py"
     script.write_bytes(build_script(ROOT))
-    result = run(venv.python, script, "--cache-dir", tmp_path / "cache")
+    result = run(venv.python, script, "--core-only", "--cache-dir", tmp_path / "cache")
     assert result.returncode == 0, result.stderr
-    versions = {canonicalize_name(n): v for n, _, v in
-                (p.name.removesuffix(".dist-info").partition("-")
-                 for p in venv.purelib.glob("*.dist-info"))}
     pins = {p.name: p.version for p in read_pins(VENDOR / "vendor.txt") if p.name in CORE}
-    assert versions == {"secinstall": __version__, **pins}
+    assert installed_versions(venv) == {"secinstall": __version__, **pins}
     assert run(venv.python, "-m", "secinstall", "--version").returncode == 0
+
+
+def installed_versions(venv: Venv) -> dict[str, str]:
+    return {str(canonicalize_name(n)): v for n, _, v in
+            (p.name.removesuffix(".dist-info").partition("-")
+             for p in venv.purelib.glob("*.dist-info"))}
+
+
+@pytest.fixture(scope="session")
+def runtime_wheels() -> list[Path]:
+    """The wheels requirements/runtime.txt pins for this interpreter, downloaded from
+    PyPI by pip (each checked against its pins) once: kept under .bench/, named by the
+    lock's sha256 and the interpreter, so a changed lock downloads again."""
+    lock = _sha256(RUNTIME_TXT.read_bytes())[:16]
+    platform = sysconfig.get_platform().replace("-", "_").replace(".", "_")
+    dest = ROOT / ".bench" / "runtime-wheels" / (
+        f"{sys.implementation.cache_tag}-{platform}-{lock}")
+    if not dest.is_dir():
+        part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+        shutil.rmtree(part, ignore_errors=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+        env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1")
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--require-hashes",
+             "--only-binary=:all:", "--no-deps", "-r", str(RUNTIME_TXT), "-d", str(part)],
+            capture_output=True, text=True, env=env, check=False, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        try:
+            part.rename(dest)
+        except OSError:  # another test process got there first
+            shutil.rmtree(part)
+    return sorted(dest.glob("*.whl"))
+
+
+@pytest.mark.network
+def test_installs_secinstall_with_all_its_runtime_dependencies(
+    venv: Venv, index: LocalIndex, ca_file: Path, runtime_wheels: list[Path], tmp_path: Path,
+) -> None:
+    """The real script, by default, from the local index serving PyPI's wheels of
+    runtime.txt: secinstall and every pin that applies here, which work (attestations
+    verified, pip, an SBOM)."""
+    for wheel in runtime_wheels:
+        index.add(wheel)
+    script = tmp_path / "get-secinstall.py"
+    script.write_bytes(build_script(ROOT))
+    result = run(venv.python, script, *index_options(index, ca_file, tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr
+    assert "verification weakened: attestations not checked" in result.stderr
+    assert "installed with all its runtime dependencies (RUNTIME_PINS)" in result.stderr
+    wanted: dict[str, str] = {
+        canonicalize_name(ur.req.name): next(iter(ur.req.specifier)).version
+        for ur in read_runtime_pins(RUNTIME_TXT)
+        if ur.req.marker is None or ur.req.marker.evaluate()}
+    assert installed_versions(venv) == {"secinstall": __version__, **wanted}
+
+    version = run(venv.python, "-m", "secinstall", "--version")
+    assert version.stdout.strip() == f"secinstall {__version__}", version.stderr
+    verified = run(venv.python, "-m", "secinstall", "verify", ATTESTED)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith(f"OK {ATTESTED}: sha256:{_sha256(ATTESTED.read_bytes())}")
+    assert run(venv.python, "-m", "pip", "--version").stdout.startswith(f"pip {wanted['pip']} ")
+    sbom = run(venv.python, "-m", "secinstall", "sbom")
+    assert sbom.returncode == 0, sbom.stderr
+    components = {canonicalize_name(c["name"]) for c in json.loads(sbom.stdout)["components"]}
+    assert components >= {"secinstall", *wanted}
 
 
 @pytest.mark.network
