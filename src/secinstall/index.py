@@ -179,7 +179,8 @@ class Finder:
     def files(self, name: str) -> list[IndexFile]:
         key = canonicalize_name(name)
         found = [f for url in self.index_urls for f in fetch_project(self.client, url, key)]
-        found += [f for f in self._find_links_files() if _project_of(f.filename) == key]
+        found += [f for f in self._find_links_files()
+                  if (parsed := f.name_and_version) and parsed[0] == key]
         return found
 
     def files_many(self, names: Sequence[str], workers: int = 8) -> dict[str, list[IndexFile]]:
@@ -187,19 +188,3 @@ class Finder:
         self._find_links_files()
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
             return dict(zip(names, pool.map(self.files, names), strict=True))
-
-
-def _project_of(filename: str) -> str:
-    from packaging.utils import (
-        InvalidSdistFilename,
-        InvalidWheelFilename,
-        parse_sdist_filename,
-        parse_wheel_filename,
-    )
-
-    try:
-        if filename.endswith(".whl"):
-            return canonicalize_name(parse_wheel_filename(filename)[0])
-        return canonicalize_name(parse_sdist_filename(filename)[0])
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return ""

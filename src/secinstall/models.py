@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName
+from packaging.version import Version
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,30 @@ class IndexFile:
     #: Who vouches for `hashes`: "index", "resolver" (pip's report; pip may have computed
     #: the hash itself) or "lock" (a lock file).
     hashes_from: Literal["index", "resolver", "lock"] = "index"
+
+    @property
+    def name_and_version(self) -> tuple[NormalizedName, Version] | None:
+        """Project and version from the file name (None for a name that is neither a
+        wheel's nor an sdist's)."""
+        from packaging.utils import (
+            InvalidSdistFilename,
+            InvalidWheelFilename,
+            parse_sdist_filename,
+            parse_wheel_filename,
+        )
+        from packaging.version import InvalidVersion
+
+        try:
+            if self.filename.endswith(".whl"):
+                return parse_wheel_filename(self.filename)[:2]
+            return parse_sdist_filename(self.filename)
+        except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+            return None
+
+    @property
+    def version(self) -> Version | None:
+        parsed = self.name_and_version
+        return parsed[1] if parsed else None
 
 
 @dataclass(frozen=True)

@@ -34,14 +34,9 @@ from typing import Any, Literal
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
     InvalidName,
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     NormalizedName,
     canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
 )
-from packaging.version import InvalidVersion, Version
 
 from .client import Client
 from .config import load_toml
@@ -496,15 +491,6 @@ def _norm(url: str) -> str:
     return url.rstrip("/") + "/"
 
 
-def _version_of(file: IndexFile) -> Version | None:
-    try:
-        if file.filename.endswith(".whl"):
-            return parse_wheel_filename(file.filename)[1]
-        return parse_sdist_filename(file.filename)[1]
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
-
-
 def _same_file(listed: IndexFile, planned: IndexFile) -> bool:
     sha = listed.hashes.get("sha256")
     return listed.url == planned.url or (
@@ -548,7 +534,7 @@ def _check_indexes(dists: Sequence[PlannedDist], policy: UsagePolicy, client: Cl
             home = _norm(policy.indexes[d.name])
             if home in serving:
                 continue
-            versions = sorted({v for f in files[home] if (v := _version_of(f))})
+            versions = sorted({v for f in files[home] if (v := f.version)})
             found.append(f"{d.name} {d.version} ({d.file.filename}) comes from "
                          f"{', '.join(serving) or d.file.url}, but the policy allows "
                          f"{d.name} only from {home} ({assign}, from {policy.origin(assign)}),"

@@ -102,17 +102,6 @@ def _python_ok(requires_python: str | None, target: Target) -> bool:
         return True  # pip ignores an invalid data-requires-python too
 
 
-def _file_version(file: IndexFile) -> Version | None:
-    from packaging.utils import InvalidSdistFilename, parse_sdist_filename
-
-    try:
-        if file.filename.endswith(".whl"):
-            return parse_wheel_filename(file.filename)[1]
-        return parse_sdist_filename(file.filename)[1]
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
-
-
 def _pin_matches(file: IndexFile, pins: Mapping[str, frozenset[str]]) -> bool | None:
     """Whether the index's hash is among the pins (None: the index gives no usable hash)."""
     common = [a for a in file.hashes if a in pins]
@@ -131,9 +120,9 @@ def choose_file(name: str, version: str, files: Sequence[IndexFile], target: Tar
             f"{name} {version!r} ({where}) is not a PEP 440 version, so no index file can "
             "be matched to it; pin a released version",
         ) from exc
-    same = [f for f in files if _file_version(f) == wanted]
+    same = [f for f in files if f.version == wanted]
     if not same:
-        versions = sorted({v for f in files if (v := _file_version(f)) is not None})
+        versions = sorted({v for f in files if (v := f.version) is not None})
         listed = ", ".join(map(str, versions[-8:])) or "none"
         raise ResolveError(
             f"{name}=={version} ({where}) was not found on the configured indexes; "
@@ -188,7 +177,7 @@ def _cached_choice(ur: UserRequirement, pins: Mapping[str, frozenset[str]], targ
         if found is None:
             continue
         file = found[0]
-        if (_file_version(file) == _parse_version(version)
+        if (file.version == _parse_version(version)
                 and _tag_rank(file.filename, target) is not None
                 and _python_ok(file.requires_python, target)):
             return file
@@ -503,7 +492,7 @@ def suggest_pins(missing: Sequence[MissingDependency], finder: Finder, target: T
     lines = []
     for m in missing:
         files = listing.get(m.req.name, [])
-        versions = sorted({v for f in files if (v := _file_version(f)) is not None
+        versions = sorted({v for f in files if (v := f.version) is not None
                            and m.req.specifier.contains(v, prereleases=pre or None)},
                           reverse=True)
         why = f"    # via {m.via}" + (f" (the plan has {m.have})" if m.have else "")
