@@ -38,6 +38,15 @@ class Response:
     body: bytes
 
 
+def redact_url(url: str) -> str:
+    """`url` without credentials, for output and records (an index URL may carry a token)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(
+        parts._replace(netloc="****@" + parts.netloc.rpartition("@")[2]))
+
+
 def _host(url: str) -> str:
     return (urllib.parse.urlsplit(url).hostname or "").lower()
 

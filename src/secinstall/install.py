@@ -56,6 +56,16 @@ def find_installed(target: Target) -> dict[NormalizedName, InstalledDist]:
     return found
 
 
+def same_version(a: str, b: str) -> bool:
+    """Whether two version strings name one version (PEP 440 when both parse)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
 def _record_paths(dist: InstalledDist) -> list[Path]:
     record = dist.dist_info / "RECORD"
     try:

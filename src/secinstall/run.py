@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from packaging.utils import NormalizedName
-from packaging.version import InvalidVersion, Version
 
 from .errors import ConfigError
-from .install import find_installed
+from .install import find_installed, same_version
 from .models import InstalledDist
 from .serve import IndexServer, Log, Refusal, Served, ServeSettings
 from .target import Target
@@ -90,13 +89,6 @@ def _fingerprint(dist: InstalledDist) -> tuple[str, int, int]:
     return dist.version, st.st_ino, st.st_mtime_ns
 
 
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
-
-
 def diff(before: Mapping[NormalizedName, tuple[InstalledDist, tuple[str, int, int]]],
          after: Mapping[NormalizedName, tuple[InstalledDist, tuple[str, int, int]]],
          served: Sequence[Served]) -> tuple[list[Change], list[InstalledDist]]:
@@ -107,10 +99,10 @@ def diff(before: Mapping[NormalizedName, tuple[InstalledDist, tuple[str, int, in
         if name in before and before[name][1] == mark:
             continue
         match = [s for s in served if s.verified.dist.name == name
-                 and _same_version(s.verified.dist.version, dist.version)]
+                 and same_version(s.verified.dist.version, dist.version)]
         installed.append(Change(dist, match[-1] if match else None))
     removed = [dist for name, (dist, _m) in sorted(before.items())
-               if name not in after or not _same_version(after[name][0].version, dist.version)]
+               if name not in after or not same_version(after[name][0].version, dist.version)]
     return installed, removed
 
 

@@ -14,15 +14,14 @@ from datetime import datetime, timezone
 from email.utils import getaddresses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from . import __version__
+from .client import redact_url
 from .errors import ConfigError, InstallError
-from .install import find_installed
+from .install import find_installed, same_version
 from .models import VerifiedDist
 from .target import Target
 from .transaction import Transaction
@@ -140,7 +139,7 @@ def fragment_bom(outcome: Outcome, *, indexes: Sequence[str],
         meta = dict(info.metadata) if info is not None else dict(dist.metadata or {})
         comp = _component(meta, dist.name, dist.version, file_name=dist.file.filename)
         comp.hashes.add(HashType(alg=HashAlgorithm.SHA_256, content=v.fetched.sha256))
-        _add_refs(comp, [("distribution", _redact(dist.file.url), None)])
+        _add_refs(comp, [("distribution", redact_url(dist.file.url), None)])
         _add_props(comp, _evidence(v))
         if v.attestation is not None and v.attestation.publisher is not None:
             publisher = v.attestation.publisher
@@ -148,7 +147,7 @@ def fragment_bom(outcome: Outcome, *, indexes: Sequence[str],
                 _add_refs(comp, [("vcs", _PUBLISHER_HOSTS[publisher.kind] + publisher.repository,
                                   "source repository of the verified Trusted Publisher")])
         have = installed.get(dist.name)
-        if have is not None and _same_version(have.version, dist.version):
+        if have is not None and same_version(have.version, dist.version):
             _add_bundled(comp, have.dist_info)
         components[dist.name] = comp
         requires[dist.name] = meta.get("requires_dist") or (info.requires_dist if info else ())
@@ -157,7 +156,7 @@ def fragment_bom(outcome: Outcome, *, indexes: Sequence[str],
     bom = Bom(components=components.values())
     bom.metadata.timestamp = datetime.now(timezone.utc)
     props = _target_props(target)
-    props += [("secinstall:index-url", _redact(url)) for url in indexes]
+    props += [("secinstall:index-url", redact_url(url)) for url in indexes]
     props.append(("secinstall:resolver", outcome.plan.resolver))
     if outcome.result is not None:
         props += [("secinstall:removed", f"{d.name}=={d.version}") for d in outcome.result.removed]
@@ -170,7 +169,7 @@ def fragment_bom(outcome: Outcome, *, indexes: Sequence[str],
 def _evidence(v: VerifiedDist) -> list[tuple[str, str]]:
     props = [("secinstall:hash-sources", ",".join(v.hash_sources) or "none")]
     if v.dist.file.origin:
-        props.append(("secinstall:index", _redact(v.dist.file.origin)))
+        props.append(("secinstall:index", redact_url(v.dist.file.origin)))
     att = v.attestation
     if att is None:
         return [*props, ("secinstall:attestation", v.attestation_note or "not verified")]
@@ -223,7 +222,7 @@ def environment_sbom(target: Target, *, fmt: str = "cyclonedx-json") -> str:
         requires[name] = meta.get("requires_dist", ())
         rec = recorded.get(name)
         if (rec is not None and have.installer == "secinstall"
-                and _same_version(str(rec.component.version), have.version)):
+                and same_version(str(rec.component.version), have.version)):
             comp = rec.component
             _add_props(comp, [("secinstall:verified", "true"),
                               ("secinstall:fragment", rec.fragment)])
@@ -521,18 +520,3 @@ def _dumps(bom: Bom) -> str:
     from cyclonedx.output.json import JsonV1Dot6
 
     return JsonV1Dot6(bom).output_as_string(indent=2)
-
-
-def _redact(url: str) -> str:
-    """The URL without credentials (an index URL may carry a token)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="****@" + parts.netloc.rpartition("@")[2]))
-
-
-def _same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..client import redact_url
 from ..errors import SecinstallError
 from .options import (
     EPILOG,
@@ -112,15 +113,6 @@ def _serve_settings(args: argparse.Namespace) -> tuple[Any, list[str]]:
     ), weakened
 
 
-def _redacted(url: str) -> str:
-    import urllib.parse
-
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@")[-1]))
-
-
 def _cmd_serve(args: argparse.Namespace, out: Output) -> int:
     from ..serve import DEFAULT_PORT, IndexServer
     from ..target import resolve_target
@@ -146,7 +138,7 @@ def _cmd_serve(args: argparse.Namespace, out: Output) -> int:
         server.start()
         upstream = settings.sources.index_urls or settings.sources.find_links
         log(f"Serving verified wheels at {server.url} from "
-            f"{', '.join(map(_redacted, upstream))} (Ctrl-C stops)")
+            f"{', '.join(map(redact_url, upstream))} (Ctrl-C stops)")
         server.wait()
     except KeyboardInterrupt:
         pass
