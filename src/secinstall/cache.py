@@ -7,6 +7,7 @@ verified, so that a pinned install whose files are all cached needs no network a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FetchError
+from .files import write_atomic
 from .models import IndexFile, VerifiedDist
 
 LISTING = "listing.json"
@@ -82,7 +84,9 @@ class Cache:
             # Provenance is uploaded with a file, never added later (PEP 740): none now
             # means none for good, and need not be asked for again.
             entry["provenance"] = None
-        _write_json(fetched.path.parent / LISTING, entry)
+        # The cache only saves work: a listing that can't be written is not an error.
+        with contextlib.suppress(OSError):
+            write_atomic(fetched.path.parent / LISTING, json.dumps(entry))
 
     def was_verified(self, sha256: str) -> bool:
         """True when the file with this sha256 passed every check before (its listing is
@@ -123,13 +127,6 @@ class Cache:
     def close(self) -> None:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".listing-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> Any:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Literal
 
 from .config import Setting, config_files, load_pip_settings
 from .errors import ConfigError
+from .files import write_atomic
 
 Scope = Literal["user", "site", "global"]
 
@@ -210,19 +210,6 @@ def _hooked_text(old: str, overrides: Mapping[str, Mapping[str, str]], header: s
     return "".join(out)
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _upstream(environ: Mapping[str, str], site_prefix: Path | None) -> dict[str, Any]:
     settings = unhooked_settings(load_pip_settings(_pip_env(environ), site_prefix=site_prefix),
                                  environ, site_prefix=site_prefix)
@@ -278,8 +265,9 @@ def enable(scope: Scope, port: int, environ: Mapping[str, str] | None = None, *,
         record = {"version": 1, "existed": existed, "url": url,
                   "written_sha256": hashlib.sha256(written).hexdigest(),
                   "upstream": upstream, "created_dirs": created}
-        _write_atomic(_state_path(file), (json.dumps(record, indent=2) + "\n").encode(), 0o644)
-        _write_atomic(file, written, mode)
+        write_atomic(_state_path(file), (json.dumps(record, indent=2) + "\n").encode(),
+                     mode=0o644)
+        write_atomic(file, written, mode=mode)
     except OSError as exc:
         raise ConfigError(f"can't write pip's {scope} configuration {file}: "
                           f"{exc.strerror or exc}"

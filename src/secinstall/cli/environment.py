@@ -51,9 +51,13 @@ def _cmd_sbom(args: argparse.Namespace, out: Output) -> int:
     target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
     text = environment_sbom(target, fmt=args.format)
     if args.output and args.output != "-":
-        from ..lockfiles.requirements import write_atomic
+        from ..errors import SecinstallError
+        from ..files import write_atomic
 
-        write_atomic(Path(args.output), text + "\n")
+        try:
+            write_atomic(Path(args.output), text + "\n")
+        except OSError as exc:
+            raise SecinstallError(f"can't write {args.output}: {exc.strerror or exc}") from exc
         out.info(f"wrote {args.format} SBOM of {target.root} to {args.output}")
     else:
         print(text)

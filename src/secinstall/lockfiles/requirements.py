@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import __version__
+from .. import __version__, files
 from ..errors import RequirementsError
 from ..models import VerifiedDist
 
@@ -66,14 +65,8 @@ def write_requirements(outcome: Outcome, path: Path) -> None:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new one, never a part."""
-    # A temporary name next to the file (same filesystem, so the rename is atomic), created
-    # with open() rather than mkstemp so that the result has the umask's usual mode.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write a lock or requirements file in one step (`files.write_atomic`)."""
     try:
-        with open(tmp, "x", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        os.replace(tmp, path)
+        files.write_atomic(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise RequirementsError(f"can't write {path}: {exc.strerror or exc}") from exc

@@ -6,8 +6,6 @@ refused until the user accepts it."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -17,6 +15,7 @@ from typing import Any
 from packaging.utils import NormalizedName
 
 from ..errors import AttestationError, PublisherDriftError
+from ..files import write_atomic
 from ..models import AttestationEvidence, AttestationPolicy, FetchedFile, Publisher
 
 TRUST_FILE = "publishers.json"
@@ -77,13 +76,14 @@ class TrustFile:
             changed = True
         if not changed:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".publishers-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"version": 1, "projects": dict(sorted(self.entries.items()))}, f,
-                      indent=2)
-            f.write("\n")
-        os.replace(tmp, self.path)
+        text = json.dumps({"version": 1, "projects": dict(sorted(self.entries.items()))},
+                          indent=2) + "\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, text)
+        except OSError as exc:
+            raise AttestationError(f"can't record the trusted publishers in {self.path}: "
+                                   f"{exc.strerror or exc}") from exc
 
 
 def check_attestation(fetched: FetchedFile, policy: AttestationPolicy,

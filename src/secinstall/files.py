@@ -1,0 +1,27 @@
+"""Replacing a file in one step, so that a reader sees the old content or the new one,
+never a part (a temporary file beside it, then a rename on the same filesystem)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> None:
+    """Write `data` (str as UTF-8) to `path`; the file gets `mode`, else the umask's usual
+    mode. Raises OSError, leaving no temporary file behind."""
+    # open(..., "x") rather than mkstemp: the new file gets the umask's mode, as any file
+    # the user writes; the name is unique per process and thread.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "xb") as out:
+            out.write(data.encode("utf-8") if isinstance(data, str) else data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
