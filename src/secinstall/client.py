@@ -131,7 +131,10 @@ class Client:
         if url.startswith("file:"):
             try:
                 with _file_path(url).open("rb") as f:
+                    received = 0
                     while chunk := f.read(CHUNK):
+                        received += len(chunk)
+                        self._check_size(url, received, max_bytes)
                         write(chunk)
             except OSError as exc:
                 raise FetchError(f"can't read {url}: {exc.strerror or exc}") from exc

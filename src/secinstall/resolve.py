@@ -84,7 +84,7 @@ def resolve(options: InstallOptions, target: Target, finder: Finder,
 
 def _tag_rank(filename: str, target: Target) -> int | None:
     """Position of the wheel's best tag in the target's preference list (None: unfit)."""
-    ranks = {t: i for i, t in enumerate(target.tags)}
+    ranks = target.tag_ranks
     try:
         tags = parse_wheel_filename(filename)[3]
     except InvalidWheelFilename:

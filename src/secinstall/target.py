@@ -7,6 +7,7 @@ and paths may differ from the interpreter running secinstall.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess  # nosec B404 - runs the user's chosen interpreter, no shell
@@ -65,6 +66,11 @@ class Target:
     markers: Mapping[str, str]
     #: True when the target interpreter is the one running secinstall.
     is_current: bool
+
+    @functools.cached_property
+    def tag_ranks(self) -> dict[str, int]:
+        """Each supported tag's place in `tags` (0: most preferred)."""
+        return {tag: rank for rank, tag in enumerate(self.tags)}
 
     @property
     def site_dirs(self) -> tuple[Path, ...]:

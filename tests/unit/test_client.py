@@ -273,3 +273,11 @@ def test_file_urls(client: Client, tmp_path: Path) -> None:
     missing = (tmp_path / "missing.whl").as_uri()
     with pytest.raises(FetchError, match=f"can't read {missing}"):
         _download(client, missing)
+
+
+def test_file_url_download_has_the_same_size_limit(tmp_path: Path) -> None:
+    big = tmp_path / "big.whl"
+    big.write_bytes(b"x" * 5000)
+    with Client(ssl_context=create_context()) as client, \
+            pytest.raises(FetchError, match="larger than the limit of 1000 bytes"):
+        client.download(big.as_uri(), lambda _c: None, lambda: None, max_bytes=1000)
