@@ -242,12 +242,12 @@ def install_wheels(txn: Transaction, target: Target, wheels: Sequence[VerifiedDi
         except SecinstallError as exc:
             # Raised by our destination (e.g. a directory in the way): name the wheel too.
             raise InstallError(
-                f"installing {v.fetched.path.name} failed: {exc.message}; every change was "
-                "rolled back", details=exc.details,
+                f"installing {v.fetched.path.name} failed: {exc.message}",
+                details=exc.details,
             ) from exc
         except (InstallerError, ValueError, OSError) as exc:
             raise InstallError(
-                f"installing {v.fetched.path.name} failed: {exc}; every change was rolled back",
+                f"installing {v.fetched.path.name} failed: {exc}",
             ) from exc
         compiled += dest.compiled
     if compile_bytecode_:

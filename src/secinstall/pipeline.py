@@ -19,7 +19,7 @@ from packaging.utils import NormalizedName
 from . import tls
 from .cache import Cache, default_cache_dir
 from .client import Client
-from .errors import HashesRequiredError
+from .errors import HashesRequiredError, SecinstallError
 from .fetch import fetch_all
 from .index import Finder
 from .install import find_installed, install_wheels
@@ -237,20 +237,27 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log) -> None:
         outcome.notes += recover(target.state_dir)
         installed = find_installed(target)
         replace = [installed[v.dist.name] for v in outcome.verified if v.dist.name in installed]
-        with Transaction(target.state_dir) as txn:
-            warnings = install_wheels(txn, target, outcome.verified, replace,
-                                      compile_bytecode_=options.compile_bytecode)
-            outcome.result = InstallResult(installed=tuple(outcome.verified),
-                                           removed=tuple(replace),
-                                           unchanged=tuple(outcome.unchanged),
-                                           warnings=tuple(warnings))
-            # record: the SBOM fragment is part of the transaction
-            if outcome.verified:
-                from .sbom import write_fragment
+        try:
+            with Transaction(target.state_dir) as txn:
+                warnings = install_wheels(txn, target, outcome.verified, replace,
+                                          compile_bytecode_=options.compile_bytecode)
+                outcome.result = InstallResult(installed=tuple(outcome.verified),
+                                               removed=tuple(replace),
+                                               unchanged=tuple(outcome.unchanged),
+                                               warnings=tuple(warnings))
+                # record: the SBOM fragment is part of the transaction
+                if outcome.verified:
+                    from .sbom import write_fragment
 
-                outcome.sbom = write_fragment(txn, outcome, indexes=options.sources.index_urls,
-                                              weakened=options.weakenings)
-            txn.commit()
+                    outcome.sbom = write_fragment(txn, outcome,
+                                                  indexes=options.sources.index_urls,
+                                                  weakened=options.weakenings)
+                txn.commit()
+        except SecinstallError as exc:
+            # Said only now that the transaction's undo has run.
+            outcome.result = None
+            raise type(exc)(f"{exc.message}; every change was rolled back",
+                            details=exc.details) from exc
         TrustFile(target.state_dir).update(
             {v.dist.name: v.attestation for v in outcome.verified if v.attestation})
     outcome.notes += warnings

@@ -117,8 +117,8 @@ def write_fragment(txn: Transaction, outcome: Outcome, *, indexes: Sequence[str]
             os.fsync(handle.fileno())
         os.replace(part, path)
     except OSError as exc:
-        raise InstallError(f"can't write the SBOM fragment {path}: {exc.strerror or exc}; "
-                           "every change was rolled back") from exc
+        raise InstallError(f"can't write the SBOM fragment {path}: "
+                           f"{exc.strerror or exc}") from exc
     return path
 
 
