@@ -61,7 +61,9 @@ def install_locked(session: nox.Session, name: str) -> None:
 
 def install_project(session: nox.Session) -> None:
     """Install secinstall itself; its dependencies and flit_core come from the lock file."""
-    session.install("--no-deps", "--no-build-isolation", str(ROOT), env=INSTALL_ENV)
+    # --force-reinstall: a reused session (-R) has an older build of the same version.
+    session.install("--no-deps", "--no-build-isolation", "--force-reinstall", str(ROOT),
+                    env=INSTALL_ENV)
 
 
 @nox.session

@@ -84,15 +84,21 @@ class Cache:
             # Provenance is uploaded with a file, never added later (PEP 740): none now
             # means none for good, and need not be asked for again.
             entry["provenance"] = None
+        text = json.dumps(entry)
+        listing = fetched.path.parent / LISTING
+        with contextlib.suppress(OSError):
+            if listing.read_text(encoding="utf-8") == text:
+                return  # a warm install: written before
         # The cache only saves work: a listing that can't be written is not an error.
         with contextlib.suppress(OSError):
-            write_atomic(fetched.path.parent / LISTING, json.dumps(entry))
+            write_atomic(listing, text)
 
-    def was_verified(self, sha256: str) -> bool:
-        """True when the file with this sha256 passed every check before (its listing is
-        written only then)."""
-        return bool(_SHA256.fullmatch(sha256)) and (
-            self.files / sha256[:2] / sha256 / LISTING).is_file()
+    def home(self, sha256: str) -> Path:
+        """The directory that holds the file with this sha256 and what is kept beside it
+        (its listing, its unpacked tree)."""
+        if not _SHA256.fullmatch(sha256):
+            raise FetchError(f"refusing {sha256!r} as a sha256 digest for the cache")
+        return self.files / sha256[:2] / sha256
 
     def recall(self, sha256: str) -> tuple[IndexFile, Path] | None:
         """The listing and cached file of a verified file with this sha256, if cached."""

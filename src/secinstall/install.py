@@ -1,20 +1,23 @@
 """Install verified wheels with pypa `installer`, inside a transaction: old versions are
-moved aside by their RECORD, new files are journaled as they are written, bytecode is
-compiled, and only then is the transaction committed."""
+moved aside by their RECORD; the files of each verified, unpacked wheel (`unpack`) and
+their bytecode are linked into place, each journaled first; only then is the transaction
+committed."""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
-import subprocess  # nosec B404 - runs the target interpreter to compile bytecode
-import sys
-from collections.abc import Iterable, Sequence
+import posixpath
+import re
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -22,15 +25,10 @@ from .errors import InstallError, SecinstallError
 from .models import InstalledDist, VerifiedDist
 from .target import Target
 from .transaction import Transaction
+from .unpack import Unpacked
+from .verify.wheel import Member
 
 INSTALLER_NAME = b"secinstall\n"
-#: Files per bytecode-compiling process: fewer are compiled in-process (a process costs
-#: about as much to start as compiling 100 files).
-PYC_PER_WORKER = 150
-_COMPILE = ("import sys, py_compile\n"
-            "for p in sys.stdin.buffer.read().decode('utf-8', 'surrogateescape').splitlines():\n"
-            "    try: py_compile.compile(p, doraise=True, quiet=2)\n"
-            "    except Exception: pass\n")
 
 
 def find_installed(target: Target) -> dict[NormalizedName, InstalledDist]:
@@ -114,44 +112,203 @@ def remove_distribution(txn: Transaction, dist: InstalledDist, target: Target) -
 
 def _destination_class() -> type:
     from installer.destinations import SchemeDictionaryDestination
-    from installer.records import RecordEntry
+    from installer.records import Hash, RecordEntry
     from installer.utils import Scheme
 
     @dataclass
     class JournaledDestination(SchemeDictionaryDestination):
-        """installer's destination, journaling every file and directory it creates."""
+        """installer's destination, journaling every file and directory it creates, and
+        linking (or copying) files out of the unpacked cache instead of writing them."""
 
         txn: Transaction | None = None
-        cache_tag: str | None = None
-        compiled: list[Path] = field(default_factory=list)
+        linker: Linker | None = None
+        #: Files already put in place (the wheel's plain files): listed in RECORD too.
+        placed: list[tuple[Scheme, RecordEntry]] = field(default_factory=list)
 
         def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO,
                         is_executable: bool) -> RecordEntry:
             assert self.txn is not None  # noqa: S101  # nosec B101 - set by the constructor
+            assert self.linker is not None  # noqa: S101  # nosec B101 - likewise
             target_path = self._path_with_destdir(scheme, path)
-            if target_path.is_symlink() or target_path.exists():
-                if target_path.is_dir():
-                    raise InstallError(f"can't write {target_path}: a directory is there")
-                self.txn.move_aside(target_path)
-            self.txn.make_dirs(target_path.parent)
-            self.txn.will_create(target_path)
+            _make_room(self.txn, target_path)
+            if isinstance(stream, TreeFile) and not stream.opened:
+                self.linker.place(stream.path, target_path, is_executable)
+                algorithm, _, value = stream.member.hash.partition("=")
+                return RecordEntry(path, Hash(algorithm, value), stream.member.size)
             return super().write_to_fs(scheme, path, stream, is_executable)
 
         def finalize_installation(self, scheme: Scheme, record_file_path: str,
                                   records: Iterable[tuple[Scheme, RecordEntry]]) -> None:
-            entries = list(records)
-            if self.cache_tag:
-                # pip lists the bytecode in RECORD too, so that uninstalling removes it.
-                for file_scheme, rec in list(entries):
-                    if file_scheme in ("purelib", "platlib") and rec.path.endswith(".py"):
-                        head, _, tail = rec.path.rpartition("/")
-                        pyc = f"{tail[:-3]}.{self.cache_tag}.pyc"
-                        rel = f"{head}/__pycache__/{pyc}" if head else f"__pycache__/{pyc}"
-                        entries.append((file_scheme, RecordEntry(rel, None, None)))
-                        self.compiled.append(Path(self.scheme_dict[file_scheme], rec.path))
-            super().finalize_installation(scheme, record_file_path, entries)
+            super().finalize_installation(scheme, record_file_path,
+                                          [*self.placed, *records])
 
     return JournaledDestination
+
+
+def _make_room(txn: Transaction, path: Path) -> None:
+    """Journal the creation of `path`, moving aside what is there (restored on undo)."""
+    if path.is_symlink() or path.exists():
+        if path.is_dir():
+            raise InstallError(f"can't write {path}: a directory is there")
+        txn.move_aside(path)
+    txn.make_dirs(path.parent)
+    txn.will_create(path)
+
+
+def _place_all(txn: Transaction, linker: Linker,
+               files: Sequence[tuple[Path, Path, bool]]) -> None:
+    """Put many files of the unpacked cache in place: (source, destination, executable).
+    What is in the way is moved aside first, then every creation is journaled in one
+    write (installer's file-by-file path costs ten times as much per file)."""
+    for _source, dest, _executable in files:
+        if os.path.lexists(dest):
+            if os.path.isdir(dest) and not os.path.islink(dest):
+                raise InstallError(f"can't write {dest}: a directory is there")
+            txn.move_aside(dest)
+    txn.make_dirs_many({dest.parent for _s, dest, _e in files})
+    txn.will_create_many([dest for _s, dest, _e in files])
+    for source, dest, executable in files:
+        linker.place(source, dest, executable)
+
+
+class TreeFile(io.RawIOBase):
+    """A member of an unpacked wheel, opened only if installer reads it (to rewrite a
+    script's `#!python` line); otherwise the destination links the file itself."""
+
+    def __init__(self, path: Path, member: Member) -> None:
+        super().__init__()
+        self.path = path
+        self.member = member
+        self._file: BinaryIO | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self._file is not None
+
+    def _open(self) -> BinaryIO:
+        if self._file is None:
+            self._file = self.path.open("rb")
+        return self._file
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._open().read(-1 if size is None else size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._open().readline(-1 if size is None else size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._open().seek(offset, whence)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        super().close()
+
+
+class Linker:
+    """Puts a file of the unpacked cache into the environment: a hard link (the cache's
+    files are read-only, so the link can't be edited by accident), or a copy where links
+    can't be made (another filesystem) or `--link-mode copy` asks for one."""
+
+    def __init__(self, mode: str = "hardlink") -> None:
+        self.mode = mode
+        umask = os.umask(0)
+        os.umask(umask)
+        self._file_mode = 0o666 & ~umask
+
+    def place(self, source: Path, dest: Path, executable: bool) -> None:
+        if self.mode == "hardlink":
+            try:
+                os.link(source, dest)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES,
+                                     errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+                self.mode = "copy"  # this filesystem pair won't link: copy from now on
+        shutil.copyfile(source, dest)
+        st = source.stat()
+        # The same modification time keeps bytecode compiled in the cache valid.
+        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+        mode = self._file_mode
+        if executable:
+            mode |= (mode & 0o444) >> 2
+        os.chmod(dest, mode)
+
+
+def _tree_source_class() -> type:
+    from installer.sources import WheelSource
+
+    class TreeSource(WheelSource):
+        """installer's view of an unpacked, verified wheel, limited to `members`."""
+
+        def __init__(self, unpacked: Unpacked, members: Sequence[Member]) -> None:
+            info = unpacked.info
+            name, _, version = info.dist_info_dir[: -len(".dist-info")].rpartition("-")
+            super().__init__(name, version)
+            self._unpacked = unpacked
+            self._members = members
+            prefix = info.dist_info_dir + "/"
+            self._dist_info_files = [m.path[len(prefix):] for m in info.members
+                                     if m.path.startswith(prefix)]
+
+        @property
+        def dist_info_dir(self) -> str:
+            return self._unpacked.info.dist_info_dir
+
+        @property
+        def data_dir(self) -> str:
+            return self._unpacked.info.data_dir
+
+        @property
+        def dist_info_filenames(self) -> list[str]:
+            return list(self._dist_info_files)
+
+        def read_dist_info(self, filename: str) -> str:
+            return self._unpacked.path(f"{self.dist_info_dir}/{filename}").read_text("utf-8")
+
+        def validate_record(self) -> None:
+            """Done: the tree was checked against RECORD just before."""
+
+        def get_contents(self) -> Iterator[tuple[tuple[str, str, str], BinaryIO, bool]]:
+            for m in self._members:
+                with TreeFile(self._unpacked.path(m.path), m) as stream:
+                    yield (m.path, m.hash, str(m.size)), cast(BinaryIO, stream), m.executable
+
+    return TreeSource
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where a member of a wheel goes: its scheme, its path there, the full path."""
+
+    member: Member
+    scheme: str
+    path: str
+    dest: Path
+
+
+def _placements(target: Target, u: Unpacked) -> list[_Placement]:
+    """Each member's place, as installer decides it (the archive's root goes to purelib or
+    platlib as WHEEL says, `<name>.data/<scheme>/` to that scheme)."""
+    wheel = u.path(f"{u.info.dist_info_dir}/WHEEL").read_text(encoding="utf-8",
+                                                               errors="replace")
+    root = "purelib" if re.search(r"(?mi)^Root-Is-Purelib:\s*true\s*$", wheel) else "platlib"
+    data = u.info.data_dir + "/"
+    found = []
+    for m in u.info.members:
+        scheme, rest = root, m.path
+        if m.path.startswith(data):
+            scheme, _, rest = m.path[len(data):].partition("/")
+        # check_wheel refused names with '..', absolute ones and unknown schemes.
+        found.append(_Placement(m, scheme, rest, Path(target.scheme[scheme], rest)))
+    return found
 
 
 def _additional_metadata(v: VerifiedDist) -> dict[str, bytes]:
@@ -165,6 +322,17 @@ def _additional_metadata(v: VerifiedDist) -> dict[str, bytes]:
     return extra
 
 
+def _directories(target: Target, placements: Sequence[Sequence[_Placement]],
+                 unpacked: Sequence[Unpacked]) -> set[Path]:
+    """The directories the wheels' files go to (bytecode's `__pycache__` included)."""
+    dirs = {p.dest.parent for wheel in placements for p in wheel}
+    dirs |= {p.dest.parent / "__pycache__" for wheel, u in zip(placements, unpacked, strict=True)
+             for p in wheel if p.member.path in u.bytecode}
+    if any(u.path(f"{u.info.dist_info_dir}/entry_points.txt").is_file() for u in unpacked):
+        dirs.add(Path(target.scheme["scripts"]))
+    return dirs
+
+
 def _script_kind() -> str:
     if os.name != "nt":
         return "posix"
@@ -174,82 +342,72 @@ def _script_kind() -> str:
     return "win-arm64" if machine in ("arm64", "aarch64") else "win-amd64"
 
 
-def compile_bytecode(txn: Transaction, target: Target, sources: Sequence[Path]) -> None:
-    """Compile `sources` with the target's interpreter version (its magic number)."""
-    if not sources or not target.cache_tag:
-        return
-    for src in sources:
-        # py_compile would create a missing __pycache__ itself, unjournaled: a rollback
-        # would then leave it behind.
-        txn.make_dirs(src.parent / "__pycache__")
-        txn.will_create(src.parent / "__pycache__" / f"{src.stem}.{target.cache_tag}.pyc")
-    import importlib.util
-
-    same = target.is_current or (target.cache_tag == sys.implementation.cache_tag
-                                 and target.magic == importlib.util.MAGIC_NUMBER.hex())
-    workers = min(os.cpu_count() or 1, 4, len(sources) // PYC_PER_WORKER)
-    if same and workers <= 1:
-        import py_compile
-
-        for src in sources:
-            # like pip: a file that doesn't compile is still installed
-            with contextlib.suppress(py_compile.PyCompileError, SyntaxError, ValueError):
-                py_compile.compile(str(src), doraise=True, quiet=2)
-        return
-    # In parallel, in processes of the target interpreter (its magic number; the GIL
-    # makes threads useless here). compileall -j does this for directories only.
-    chunks = [sources[i::max(1, workers)] for i in range(max(1, workers))]
-    procs = [subprocess.Popen(  # noqa: S603  # nosec B603 - argument list, no shell
-        [str(target.python), "-I", "-c", _COMPILE], stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in chunks]
-    for proc, chunk in zip(procs, chunks, strict=True):
-        assert proc.stdin is not None  # noqa: S101  # nosec B101 - PIPE above
-        proc.stdin.write("\n".join(map(str, chunk)).encode("utf-8", "surrogateescape"))
-        proc.stdin.close()
-    failed = []
-    for proc in procs:
-        assert proc.stderr is not None  # noqa: S101  # nosec B101 - PIPE above
-        err = proc.stderr.read().decode("utf-8", "replace")
-        proc.stderr.close()
-        if proc.wait() != 0:
-            failed.append(err.strip()[-500:])
-    if failed:
-        raise InstallError(f"compiling bytecode with {target.python} failed: {failed[0]}")
-
-
 def install_wheels(txn: Transaction, target: Target, wheels: Sequence[VerifiedDist],
-                   replace: Sequence[InstalledDist], *,
-                   compile_bytecode_: bool = True) -> list[str]:
-    """Within `txn`: remove `replace`, install `wheels`, compile; returns warnings."""
-    from installer import install
-    from installer.exceptions import InstallerError
-    from installer.sources import WheelFile
+                   unpacked: Sequence[Unpacked], replace: Sequence[InstalledDist], *,
+                   compile_bytecode: bool = True, link_mode: str = "hardlink") -> list[str]:
+    """Within `txn`: remove `replace`, then put the files of `unpacked` (the trees of
+    `wheels`, in order: where two share a file, the later one's wins, as in pip) in
+    place, with their bytecode; returns warnings.
 
+    One wheel after the other: installing them in threads was measured slower (the GIL),
+    but the directories are all made ahead, at once (`Transaction.make_dirs_many`)."""
     warnings: list[str] = []
     for old in replace:
         warnings += remove_distribution(txn, old, target)
-    destination_cls = _destination_class()
-    compiled: list[Path] = []
-    for v in wheels:
-        dest = destination_cls(
-            scheme_dict=dict(target.scheme), interpreter=str(target.python),
-            script_kind=_script_kind(), txn=txn,
-            cache_tag=target.cache_tag if compile_bytecode_ else None,
-        )
-        try:
-            with WheelFile.open(v.fetched.path) as source:
-                install(source, dest, _additional_metadata(v))
-        except SecinstallError as exc:
-            # Raised by our destination (e.g. a directory in the way): name the wheel too.
-            raise InstallError(
-                f"installing {v.fetched.path.name} failed: {exc.message}",
-                details=exc.details,
-            ) from exc
-        except (InstallerError, ValueError, OSError) as exc:
-            raise InstallError(
-                f"installing {v.fetched.path.name} failed: {exc}",
-            ) from exc
-        compiled += dest.compiled
-    if compile_bytecode_:
-        compile_bytecode(txn, target, compiled)
+    linker = Linker(link_mode)
+    placements = [_placements(target, u) for u in unpacked]
+    with contextlib.suppress(OSError):
+        # A failure here is met again below by the wheel concerned, which names it.
+        txn.make_dirs_many(_directories(target, placements, unpacked))
+    for v, u, p in zip(wheels, unpacked, placements, strict=True):
+        _install_one(txn, target, v, u, p, linker, compile_bytecode)
     return warnings
+
+
+def _install_one(txn: Transaction, target: Target, v: VerifiedDist, u: Unpacked,
+                 placements: Sequence[_Placement], linker: Linker,
+                 compile_bytecode: bool) -> None:
+    """One wheel: its plain files (and their bytecode) linked in place here; installer
+    does the rest (scripts, whose `#!python` it rewrites, entry points, metadata, RECORD)."""
+    from installer import install
+    from installer.exceptions import InstallerError
+    from installer.records import Hash, RecordEntry
+    from installer.utils import Scheme
+
+    files: list[tuple[Path, Path, bool]] = []
+    placed: list[tuple[Scheme, RecordEntry]] = []
+    bytecode = u.bytecode if compile_bytecode else {}
+    for p in placements:
+        if p.scheme == "scripts":
+            continue
+        files.append((u.path(p.member.path), p.dest, p.member.executable))
+        algorithm, _, value = p.member.hash.partition("=")
+        scheme = cast(Scheme, p.scheme)
+        placed.append((scheme, RecordEntry(p.path, Hash(algorithm, value), p.member.size)))
+        if p.member.path in bytecode and p.scheme in ("purelib", "platlib"):
+            pyc = bytecode[p.member.path][0].rpartition("/")[2]
+            head = posixpath.dirname(p.path)
+            rel = f"{head}/__pycache__/{pyc}" if head else f"__pycache__/{pyc}"
+            files.append((u.path(bytecode[p.member.path][0]), p.dest.parent / "__pycache__" / pyc,
+                          False))
+            # pip lists the bytecode in RECORD too, so that uninstalling removes it.
+            placed.append((scheme, RecordEntry(rel, None, None)))
+    dest = _destination_class()(
+        scheme_dict=dict(target.scheme), interpreter=str(target.python),
+        script_kind=_script_kind(), txn=txn, linker=linker, placed=placed,
+    )
+    scripts = [p.member for p in placements if p.scheme == "scripts"]
+    try:
+        txn.make_dirs_many(_directories(target, [placements], [u]))
+        _place_all(txn, linker, files)
+        install(_tree_source_class()(u, scripts), dest, _additional_metadata(v))
+    except SecinstallError as exc:
+        # Raised by our destination (e.g. a directory in the way): name the wheel too.
+        raise InstallError(
+            f"installing {v.fetched.path.name} failed: {exc.message}",
+            details=exc.details,
+        ) from exc
+    except (InstallerError, ValueError, OSError) as exc:
+        raise InstallError(
+            f"installing {v.fetched.path.name} failed: {exc}",
+        ) from exc

@@ -260,6 +260,9 @@ class InstallOptions:
     pre: bool = False
     dry_run: bool = False
     compile_bytecode: bool = True
+    #: How files get from the unpacked cache into the environment: "hardlink" (falls back
+    #: to copying across filesystems) or "copy".
+    link_mode: str = "hardlink"
     cache_dir: Path | None = None
     #: `--no-cache-dir`: a temporary cache for this run only.
     no_cache: bool = False

@@ -1,4 +1,4 @@
-"""The stage order, in one place: resolve → fetch → verify → install → record.
+"""The stage order, in one place: resolve → fetch → verify → unpack → install → record.
 
 Each stage takes and returns the small frozen dataclasses of `models`; none knows about
 another. Nothing is written to the environment until every file has been verified, and
@@ -8,6 +8,7 @@ what is installed is exactly the files that were verified (no second resolution)
 from __future__ import annotations
 
 import dataclasses
+import threading
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ from .progress import NoProgress, Progress
 from .resolve import missing_dependencies, resolve, suggest_pins
 from .target import Target
 from .transaction import Transaction, environment_lock, recover
+from .unpack import Unpacked, unpack_all, with_bytecode
 from .verify.hashes import check_hashes
 from .verify.publishers import TrustFile, check_attestation
 from .verify.wheel import WheelInfo, check_wheel
@@ -53,6 +55,8 @@ class Outcome:
     plan: Plan
     verified: list[VerifiedDist] = field(default_factory=list)
     wheel_info: dict[NormalizedName, WheelInfo] = field(default_factory=dict)
+    #: The verified wheels' trees in the unpacked cache, in the order of `verified`.
+    unpacked: list[Unpacked] = field(default_factory=list)
     unchanged: list[InstalledDist] = field(default_factory=list)
     result: InstallResult | None = None
     notes: list[str] = field(default_factory=list)
@@ -74,14 +78,14 @@ def _split(plan: Plan, installed: dict[NormalizedName, InstalledDist],
 
 def verify(fetched: FetchedFile, *, require_pin: bool, policy: AttestationPolicy,
            trust: TrustFile | None, tags: tuple[str, ...],
-           checked_before: bool = False) -> tuple[VerifiedDist, WheelInfo]:
+           contents: bool = True) -> tuple[VerifiedDist, WheelInfo]:
     """Every check a file must pass before it may be installed (or served): its hashes,
     its attestations against the publisher policy, then the archive itself (with `tags`,
-    that it fits the target; empty: any platform). `checked_before`: these very bytes
-    (same sha256) passed the archive's RECORD check before, which isn't repeated."""
+    that it fits the target; empty: any platform). Without `contents`, each member's
+    hash is left to `unpack`, which checks it while extracting (one read, not two)."""
     sources = check_hashes(fetched, require_pin=require_pin)
     evidence, note = check_attestation(fetched, policy, trust)
-    info = check_wheel(fetched, tags, contents=not checked_before)
+    info = check_wheel(fetched, tags, contents=contents)
     return VerifiedDist(fetched=fetched, hash_sources=sources, attestation=evidence,
                         attestation_note=note), info
 
@@ -196,11 +200,13 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
     with ThreadPoolExecutor(max_workers=2) as pool:
         checked = list(pool.map(
             lambda f: verify(f, require_pin=plan.require_hashes, policy=options.attestations,
-                             trust=trust, tags=target.tags,
-                             checked_before=f.from_cache and cache.was_verified(f.sha256)),
+                             trust=trust, tags=target.tags, contents=False),
             fetched))
     outcome.verified = [v for v, _ in checked]
     outcome.wheel_info = {v.dist.name: i for v, i in checked}
+    # The members' hashes: checked as each is extracted, or re-checked in the cached tree.
+    outcome.unpacked = unpack_all([(v.fetched, i, cache.home(v.fetched.sha256))
+                                   for v, i in checked])
     if usage is not None:
         from .policy import check_metadata
 
@@ -231,6 +237,12 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log) -> None:
     """Install the verified files and record them, under the environment's lock, as one
     transaction."""
     target = outcome.target
+    # The SBOM's slow part (reading bundled SBOMs, importing cyclonedx) is done meanwhile.
+    preparing = threading.Thread(target=_prepare_sbom, args=(outcome,), daemon=True)
+    preparing.start()
+    if options.compile_bytecode:
+        # In the cache, outside the environment's lock: nothing here changes the target.
+        outcome.unpacked = with_bytecode(outcome.unpacked, target)
     with environment_lock(target.state_dir,
                           on_wait=lambda: log("waiting for another secinstall process to "
                                               "finish with this environment")):
@@ -239,8 +251,9 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log) -> None:
         replace = [installed[v.dist.name] for v in outcome.verified if v.dist.name in installed]
         try:
             with Transaction(target.state_dir) as txn:
-                warnings = install_wheels(txn, target, outcome.verified, replace,
-                                          compile_bytecode_=options.compile_bytecode)
+                warnings = install_wheels(txn, target, outcome.verified, outcome.unpacked,
+                                          replace, compile_bytecode=options.compile_bytecode,
+                                          link_mode=options.link_mode)
                 outcome.result = InstallResult(installed=tuple(outcome.verified),
                                                removed=tuple(replace),
                                                unchanged=tuple(outcome.unchanged),
@@ -249,6 +262,7 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log) -> None:
                 if outcome.verified:
                     from .sbom import write_fragment
 
+                    preparing.join()
                     outcome.sbom = write_fragment(txn, outcome,
                                                   indexes=options.sources.index_urls,
                                                   weakened=options.weakenings)
@@ -261,6 +275,15 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log) -> None:
         TrustFile(target.state_dir).update(
             {v.dist.name: v.attestation for v in outcome.verified if v.attestation})
     outcome.notes += warnings
+
+
+def _prepare_sbom(outcome: Outcome) -> None:
+    try:
+        from .sbom import prepare
+
+        prepare(outcome.unpacked)
+    except Exception:  # noqa: S110  # nosec B110 - redone, and reported, by write_fragment
+        pass
 
 
 def _installed_requires(dist: InstalledDist) -> tuple[str, ...]:

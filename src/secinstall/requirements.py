@@ -257,9 +257,10 @@ class _State:
         loc = f"{path}:{lineno}"
         args_str, options_str = _break_args_options(line)
         try:
-            opts, leftover = self.parser.parse_args(
-                shlex.split(options_str), self.parser.get_default_values()
-            )
+            # shlex is slow (a long --hash list takes milliseconds): only for quoting.
+            words = (shlex.split(options_str) if any(c in options_str for c in "'\"\\")
+                     else options_str.split())
+            opts, leftover = self.parser.parse_args(words, self.parser.get_default_values())
         except (ValueError, _OptionError) as exc:
             self.problems.append(f"{loc}: {exc} (in {options_str!r})")
             return

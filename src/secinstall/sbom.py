@@ -4,11 +4,12 @@ installed now. Built with cyclonedx-python-lib, imported only when an SBOM is ma
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import getaddresses
@@ -21,6 +22,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from . import __version__
 from .client import redact_url
 from .errors import ConfigError, InstallError
+from .files import write_atomic
 from .install import find_installed, same_version
 from .models import VerifiedDist
 from .target import Target
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from cyclonedx.model.license import License, LicenseAcknowledgement
 
     from .pipeline import Outcome
+    from .unpack import Unpacked
 
 #: Where the fragments live, inside the environment's `.secinstall/`.
 SBOM_DIR = "sbom"
@@ -41,6 +44,8 @@ FORMATS = ("cyclonedx-json", "spdx-json")
 MAX_LICENSE_NAME = 200
 #: Bundled (PEP 770) SBOMs are third-party data; a larger one is not read.
 MAX_BUNDLED_BYTES = 16 * 1024**2
+#: What was read of a wheel's bundled SBOMs, kept beside its unpacked tree.
+BUNDLED = "sbom-bundled.json"
 
 # Trove classifiers that name exactly one SPDX licence. The others ("BSD License", "Apache
 # Software License", GPL without a version) name a family, so they stay named licences.
@@ -101,8 +106,8 @@ def write_fragment(txn: Transaction, outcome: Outcome, *, indexes: Sequence[str]
         outcome.notes.append("no SBOM fragment was written for this install: "
                              "cyclonedx-python-lib is not installed")
         return None
-    bom = fragment_bom(outcome, indexes=indexes, weakened=weakened)
-    text = _dumps(bom) + "\n"
+    bom, nested = _fragment(outcome, indexes=indexes, weakened=weakened)
+    text = _nest(_dumps(bom), nested) + "\n"
     folder = outcome.target.state_dir / SBOM_DIR
     stamp = bom.metadata.timestamp.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     path = folder / f"{stamp}-{txn.dir.name.removeprefix('txn-')}.cdx.json"
@@ -122,15 +127,25 @@ def write_fragment(txn: Transaction, outcome: Outcome, *, indexes: Sequence[str]
     return path
 
 
-def fragment_bom(outcome: Outcome, *, indexes: Sequence[str],
-                 weakened: Sequence[str] = ()) -> Bom:
-    """The CycloneDX BOM of one install: the distributions it installed, with evidence."""
+def fragment_json(outcome: Outcome, *, indexes: Sequence[str],
+                  weakened: Sequence[str] = ()) -> str:
+    """The CycloneDX JSON of one install: the distributions it installed, with evidence."""
+    bom, nested = _fragment(outcome, indexes=indexes, weakened=weakened)
+    return _nest(_dumps(bom), nested)
+
+
+def _fragment(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[str] = (),
+              ) -> tuple[Bom, dict[str, list[Any]]]:
+    """The fragment's BOM, and the components of each distribution's bundled SBOMs (as
+    JSON, by the bom-ref of the component they nest in)."""
     from cyclonedx.model import HashAlgorithm, HashType
     from cyclonedx.model.bom import Bom
 
     target = outcome.target
     installed = find_installed(target)
+    trees = {u.fetched.dist.name: u for u in outcome.unpacked}
     components: dict[NormalizedName, Component] = {}
+    nested: dict[str, list[Any]] = {}
     requires: dict[NormalizedName, Sequence[str]] = {}
     extras: dict[NormalizedName, Iterable[str]] = {}
     for v in outcome.verified:
@@ -146,9 +161,18 @@ def fragment_bom(outcome: Outcome, *, indexes: Sequence[str],
             if publisher.kind in _PUBLISHER_HOSTS:
                 _add_refs(comp, [("vcs", _PUBLISHER_HOSTS[publisher.kind] + publisher.repository,
                                   "source repository of the verified Trusted Publisher")])
+        tree = trees.get(dist.name)
         have = installed.get(dist.name)
-        if have is not None and same_version(have.version, dist.version):
-            _add_bundled(comp, have.dist_info)
+        if tree is not None:
+            # The same files as the installed ones, and what was read of them is cached.
+            found = bundled(tree.root / tree.info.dist_info_dir, tree.root.parent / BUNDLED)
+        elif have is not None and same_version(have.version, dist.version):
+            found = bundled(have.dist_info)
+        else:
+            found = ([], [])
+        if found[0]:
+            nested[str(comp.bom_ref.value)] = found[0]
+        _add_props(comp, found[1])
         components[dist.name] = comp
         requires[dist.name] = meta.get("requires_dist") or (info.requires_dist if info else ())
         extras[dist.name] = dist.requested_extras
@@ -163,7 +187,55 @@ def fragment_bom(outcome: Outcome, *, indexes: Sequence[str],
     props += [("secinstall:weakened", w) for w in weakened]
     _start(bom, props)
     _register(bom, components, dependency_edges(requires, extras, target.markers))
-    return bom
+    return bom, nested
+
+
+def prepare(unpacked: Iterable[Unpacked]) -> None:
+    """Do ahead what a fragment of these wheels will need: cyclonedx imported, and their
+    bundled SBOMs read (into the cache)."""
+    import cyclonedx.model.bom
+    import cyclonedx.output.json  # noqa: F401
+
+    for u in unpacked:
+        bundled(u.root / u.info.dist_info_dir, u.root.parent / BUNDLED)
+
+
+def _nest(text: str, nested: Mapping[str, list[Any]]) -> str:
+    """`text` (a BOM's JSON) with `nested` put inside the components they belong to. A
+    bom-ref already used gets the ref of the component it is nested in as a prefix, so
+    that every bom-ref of the document stays unique, as CycloneDX requires."""
+    if not nested:
+        return text
+    document = json.loads(text)
+    seen: set[str] = set()
+
+    def refs(items: Iterable[Any]) -> None:
+        for c in items:
+            seen.add(str(c.get("bom-ref", "")))
+            refs(c.get("components", ()))
+
+    refs(document.get("components", ()))
+
+    def unique(items: list[Any], parent: str) -> list[Any]:
+        out = []
+        for c in items:
+            c = dict(c)
+            ref = c.get("bom-ref")
+            if ref is not None:
+                while ref in seen:
+                    ref = f"{parent}#{ref}"
+                seen.add(ref)
+                c["bom-ref"] = ref
+            if "components" in c:
+                c["components"] = unique(c["components"], str(ref or parent))
+            out.append(c)
+        return out
+
+    for comp in document.get("components", ()):
+        found = nested.get(str(comp.get("bom-ref")))
+        if found:
+            comp["components"] = [*comp.get("components", ()), *unique(found, comp["bom-ref"])]
+    return json.dumps(document, indent=2)
 
 
 def _evidence(v: VerifiedDist) -> list[tuple[str, str]]:
@@ -430,6 +502,14 @@ def _add_props(comp: Component, props: Iterable[tuple[str, str]]) -> None:
 
 def _add_bundled(comp: Component, dist_info: Path) -> None:
     """Nest the components of the distribution's own SBOMs (PEP 770: `.dist-info/sboms/`)."""
+    for found, props in _read_bundled(dist_info):
+        if found is not None:
+            comp.components.update(found.components)
+        _add_props(comp, props)
+
+
+def _read_bundled(dist_info: Path) -> Iterator[tuple[Bom | None, list[tuple[str, str]]]]:
+    """Each bundled SBOM of `dist_info` (None: unreadable) and the properties saying so."""
     from cyclonedx.model.bom import Bom
 
     folder = dist_info / "sboms"
@@ -443,13 +523,41 @@ def _add_bundled(comp: Component, dist_info: Path) -> None:
             document = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(document, dict) or document.get("bomFormat") != "CycloneDX":
                 raise ValueError("not a CycloneDX JSON document")
-            bundled = Bom.from_json(document)  # type: ignore[attr-defined]
+            found = Bom.from_json(document)  # type: ignore[attr-defined]
         except Exception as exc:  # third-party data: noted, never fatal
-            _add_props(comp, [("secinstall:bundled-sbom:unreadable",
-                               f"{rel}: {type(exc).__name__}: {exc}"[:300])])
+            yield None, [("secinstall:bundled-sbom:unreadable",
+                          f"{rel}: {type(exc).__name__}: {exc}"[:300])]
             continue
-        comp.components.update(bundled.components)
-        _add_props(comp, [("secinstall:bundled-sbom", rel)])
+        yield found, [("secinstall:bundled-sbom", rel)]
+
+
+def bundled(dist_info: Path, cache: Path | None = None,
+            ) -> tuple[list[Any], list[tuple[str, str]]]:
+    """The components of a distribution's bundled SBOMs (PEP 770) as CycloneDX 1.6 JSON,
+    and the properties that say which were read. With `cache` (a file beside the wheel's
+    unpacked tree: its files never change), worked out once: parsing third-party SBOMs
+    through the object model is slow."""
+    if cache is not None:
+        try:
+            kept = json.loads(cache.read_text(encoding="utf-8"))
+            return list(kept["components"]), [(str(k), str(v)) for k, v in kept["properties"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    from cyclonedx.model.bom import Bom
+
+    components: list[Component] = []
+    props: list[tuple[str, str]] = []
+    for found, said in _read_bundled(dist_info):
+        if found is not None:
+            components += found.components
+        props += said
+    as_json: list[Any] = []
+    if components:
+        as_json = json.loads(_dumps(Bom(components=components)))["components"]
+    if cache is not None:
+        with contextlib.suppress(OSError):
+            write_atomic(cache, json.dumps({"components": as_json, "properties": props}))
+    return as_json, props
 
 
 def dependency_edges(requires: Mapping[NormalizedName, Sequence[str]],

@@ -12,7 +12,7 @@ import json
 import os
 import subprocess  # nosec B404 - runs the user's chosen interpreter, no shell
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -108,7 +108,9 @@ def find_interpreter(spec: str | None) -> Path:
     return path.absolute()
 
 
-def _probe(python: Path, prefix: Path | None) -> dict[str, Any]:
+def _probe(python: Path, prefix: Path | None) -> Callable[[], dict[str, Any]]:
+    """Start asking `python` for its facts; the returned function waits for the answer
+    (the caller can do other work while the interpreter starts)."""
     lib_dir = str(Path(packaging.__file__).parent.parent)
     if python == Path(sys.executable).absolute():
         import contextlib
@@ -125,34 +127,55 @@ def _probe(python: Path, prefix: Path | None) -> dict[str, Any]:
             if sys.path and sys.path[0] == lib_dir:
                 sys.path.pop(0)
         result: dict[str, Any] = json.loads(out.getvalue())
-        return result
+        return lambda: result
     try:
-        proc = subprocess.run(  # noqa: S603  # nosec B603 - argument list, no shell
+        proc = subprocess.Popen(  # noqa: S603  # nosec B603 - argument list, no shell
             [str(python), "-I", "-c", _PROBE, lib_dir, str(prefix or "")],
-            capture_output=True, text=True, timeout=60, check=False,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
     except OSError as exc:
         raise TargetError(f"can't run the target interpreter {python}: {exc}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise TargetError(f"the target interpreter {python} did not answer in 60 s") from exc
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise TargetError(f"the target interpreter {python} failed to describe itself: {last}")
-    try:
-        data: dict[str, Any] = json.loads(proc.stdout)
-    except ValueError as exc:
-        raise TargetError(f"the target interpreter {python} gave unreadable output") from exc
-    return data
+
+    def answer() -> dict[str, Any]:
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.communicate()
+            raise TargetError(f"the target interpreter {python} did not answer in 60 s") from exc
+        if proc.returncode != 0:
+            last = (stderr.strip().splitlines() or ["no output"])[-1]
+            raise TargetError(f"the target interpreter {python} failed to describe itself: "
+                              f"{last}")
+        try:
+            data: dict[str, Any] = json.loads(stdout)
+        except ValueError as exc:
+            raise TargetError(f"the target interpreter {python} gave unreadable output") from exc
+        return data
+
+    return answer
 
 
 def resolve_target(python: str | None = None, *, target_dir: str | None = None,
                    prefix: str | None = None) -> Target:
     """Describe the install target from `--python`, `--target` and `--prefix`."""
+    return begin_target(python, target_dir=target_dir, prefix=prefix)()
+
+
+def begin_target(python: str | None = None, *, target_dir: str | None = None,
+                 prefix: str | None = None) -> Callable[[], Target]:
+    """`resolve_target`, in two steps: this one starts the target interpreter, the
+    function it returns waits for its answer."""
     if target_dir and prefix:
         raise TargetError("--target and --prefix can't be used together")
     interpreter = find_interpreter(python)
     prefix_path = Path(prefix).expanduser().absolute() if prefix else None
-    info = _probe(interpreter, prefix_path)
+    pending = _probe(interpreter, prefix_path)
+    return lambda: _target(interpreter, pending(), target_dir, prefix_path)
+
+
+def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
+            prefix_path: Path | None) -> Target:
     paths: dict[str, str] = {k: info["paths"][k] for k in SCHEME_KEYS if k in info["paths"]}
     paths.setdefault("headers", os.path.join(paths["data"], "include"))
     kind: Literal["environment", "target", "prefix"] = "environment"

@@ -18,7 +18,7 @@ import shutil
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -82,14 +82,16 @@ class Transaction:
         self.backup = self.dir / "backup"
         self._journal: IO[str] | None = None
         self._count = 0
+        #: Directories known to exist: an install asks for the same few thousands of times.
+        self._dirs: set[Path] = set()
 
     # -- recording ----------------------------------------------------------------------
 
-    def _log(self, entry: dict[str, Any]) -> None:
+    def _log(self, *entries: dict[str, Any]) -> None:
         if self._journal is None:
             self.backup.mkdir(parents=True)
             self._journal = (self.dir / JOURNAL).open("a", encoding="utf-8")
-        self._journal.write(json.dumps(entry) + "\n")
+        self._journal.write("".join(json.dumps(entry) + "\n" for entry in entries))
         # Flushed before the change is made: a killed process leaves a journal that
         # covers everything it did (fsync on commit covers power loss for the end state).
         self._journal.flush()
@@ -98,16 +100,47 @@ class Transaction:
         """Journal that `path` (a file) is about to be created."""
         self._log({"op": "create", "path": str(path)})
 
+    def will_create_many(self, paths: Iterable[Path]) -> None:
+        """Journal, in one write, that the files `paths` are about to be created."""
+        self._log(*({"op": "create", "path": str(p)} for p in paths))
+
     def make_dirs(self, path: Path) -> None:
         """Create `path` and missing parents, journaling each directory created."""
         missing = []
         probe = path
-        while not probe.exists():
+        while probe not in self._dirs and not probe.exists():
             missing.append(probe)
             probe = probe.parent
         for d in reversed(missing):
             self._log({"op": "mkdir", "path": str(d)})
             d.mkdir()
+        self._dirs.update(missing)
+        self._dirs.add(probe)
+
+    def make_dirs_many(self, paths: Iterable[Path], workers: int = 8) -> None:
+        """`make_dirs` for many directories at once: journaled in one write, then made in
+        parallel, parents first (on some filesystems each directory takes a fraction of a
+        millisecond to create, and many at once take little longer than one)."""
+        missing: set[Path] = set()
+        for path in paths:
+            probe = path
+            while probe not in self._dirs and probe not in missing and not probe.exists():
+                missing.add(probe)
+                probe = probe.parent
+            self._dirs.add(probe)
+        if not missing:
+            return
+        ordered = sorted(missing, key=lambda p: (len(p.parts), str(p)))
+        self._log(*({"op": "mkdir", "path": str(d)} for d in ordered))
+        levels: dict[int, list[Path]] = {}
+        for d in ordered:
+            levels.setdefault(len(d.parts), []).append(d)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for level in levels.values():
+                list(pool.map(Path.mkdir, level))
+        self._dirs.update(missing)
 
     def move_aside(self, path: Path) -> None:
         """Move an existing file (or symlink) out of the way, restorable on undo."""
@@ -124,6 +157,7 @@ class Transaction:
         mode = stat.S_IMODE(path.stat().st_mode)
         self._log({"op": "rmdir", "path": str(path), "mode": mode})
         path.rmdir()
+        self._dirs.discard(path)
 
     # -- ending -------------------------------------------------------------------------
 

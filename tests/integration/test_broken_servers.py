@@ -11,10 +11,10 @@ import pytest
 
 from secinstall import client as client_module
 from secinstall import fetch as fetch_module
-from secinstall.cache import LISTING
 from tests.conftest import Venv, run_in
 from tests.integration.test_install import Secinstall, dist_infos, sha256
 from tests.support import faults
+from tests.support.cache import cached_files
 from tests.support.index import JSON_TYPE, LocalIndex, Misbehaviour
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
@@ -43,18 +43,13 @@ def _requests_for(index: LocalIndex, path: str) -> int:
     return index.requests.count(path)
 
 
-def _cache_files(cache: Path) -> list[Path]:
-    """The distribution files in the cache (not the listings kept beside them)."""
-    return sorted(p for p in cache.rglob("*") if p.is_file() and p.name != LISTING)
-
-
 def _assert_installed(venv: Venv, wheel: Path, cache: Path) -> None:
     assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
     imported = run_in(venv, "import lib; print(lib.__version__)")
     assert imported.stdout == "1.0\n", imported.stderr
     # What the cache kept (and what was installed from) is the whole file, byte for byte,
     # under its sha256: a retried download started again from scratch.
-    files = _cache_files(cache)
+    files = cached_files(cache)
     assert [p.name for p in files] == [wheel.name]
     assert files[0].read_bytes() == wheel.read_bytes()
     assert files[0].parent.name == sha256(wheel)

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 import secinstall
-from secinstall.cache import LISTING
 from secinstall.transaction import environment_lock
 from tests.conftest import Venv, run_in
 from tests.integration.test_install import dist_infos, pin, sha256
 from tests.support import faults
+from tests.support.cache import cached_files
 from tests.support.index import LocalIndex
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
@@ -215,7 +215,7 @@ def test_two_processes_download_one_file_into_one_cache(
 
     assert [code for code, _ in results] == [0, 0], results
     assert index.requests.count(path) == 2  # neither took the other's file half-written
-    files = sorted(p for p in cache.rglob("*") if p.is_file() and p.name != LISTING)
+    files = cached_files(cache)
     assert [p.name for p in files] == [wheel.name], files
     assert files[0].parent.name == sha256(wheel)
     assert files[0].read_bytes() == wheel.read_bytes()

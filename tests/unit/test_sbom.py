@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from packaging.markers import default_environment
@@ -31,7 +30,7 @@ from secinstall.models import (
     VerifiedDist,
 )
 from secinstall.pipeline import Outcome
-from secinstall.sbom import dependency_edges, environment_sbom, fragment_bom, write_fragment
+from secinstall.sbom import dependency_edges, environment_sbom, fragment_json, write_fragment
 from secinstall.target import Target, resolve_target
 from secinstall.transaction import Transaction
 from secinstall.verify.wheel import WheelInfo
@@ -85,7 +84,7 @@ def outcome(target: Target, *dists: tuple[VerifiedDist, WheelInfo],
 
 
 def fragment_text(result: Outcome, indexes: Sequence[str] = (INDEX,)) -> str:
-    return JsonV1Dot6(fragment_bom(result, indexes=indexes)).output_as_string(indent=2)
+    return fragment_json(result, indexes=indexes)
 
 
 def fragment(result: Outcome, indexes: Sequence[str] = (INDEX,)) -> Json:

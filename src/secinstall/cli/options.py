@@ -131,6 +131,10 @@ def add_install_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prefix", metavar="DIR", help="install under this prefix")
     g.add_argument("--no-compile", action="store_true", default=None,
                    help="don't compile bytecode")
+    g.add_argument("--link-mode", choices=("hardlink", "copy"), default=None,
+                   help="how files get from secinstall's unpacked cache into the "
+                        "environment: hard links (default; the cache's files are read-only, "
+                        "and copied where links can't be made) or copies")
     g = p.add_argument_group("run")
     g.add_argument("--dry-run", action="store_true", default=None,
                    help="resolve, download and verify, but install nothing")
@@ -198,6 +202,14 @@ def sources_from(args: argparse.Namespace, s: Settings, reqs: Any = None) -> Sou
     )
 
 
+def link_mode(value: Any) -> str:
+    from ..errors import ConfigError
+
+    if value not in ("hardlink", "copy"):
+        raise ConfigError(f"link-mode must be 'hardlink' or 'copy', not {value!r}")
+    return str(value)
+
+
 def cache_dir_from(s: Settings, args: argparse.Namespace) -> Path | None:
     cache_dir = s("cache-dir", args.cache_dir)
     return Path(cache_dir).expanduser() if cache_dir else None
@@ -210,11 +222,15 @@ def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
     from ..models import InstallOptions
     from ..policy import attestation_policy as with_usage_policy
     from ..requirements import parse_files
-    from ..target import resolve_target
+    from ..target import begin_target
 
     s = Settings(args)
-    target = resolve_target(s("python", args.python), target_dir=s("target", args.target),
-                            prefix=s("prefix", args.prefix))
+    pending = begin_target(s("python", args.python), target_dir=s("target", args.target),
+                           prefix=s("prefix", args.prefix))
+    # Imported while the target interpreter starts up and answers (about as long).
+    from .. import pipeline  # noqa: F401
+
+    target = pending()
     if target.kind == "environment":
         s = Settings(args, site_prefix=target.root)  # pip's "site" file is in the target
 
@@ -247,6 +263,7 @@ def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
         pre=bool(s("pre", args.pre, False) or reqs.pre),
         dry_run=bool(s("dry-run", args.dry_run, False)),
         compile_bytecode=not s("no-compile", args.no_compile, False),
+        link_mode=link_mode(s("link-mode", args.link_mode, "hardlink")),
         cache_dir=cache_dir_from(s, args),
         no_cache=bool(s("no-cache-dir", args.no_cache_dir, False)),
         jobs=max(1, args.jobs),

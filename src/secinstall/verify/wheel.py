@@ -36,11 +36,21 @@ RECORD_HASHES = frozenset({"sha256", "sha384", "sha512", "sha3_256", "sha3_384",
                            "blake2b", "blake2s"})
 
 #: What a damaged or hostile archive makes zipfile and installer raise while reading it.
-_UNREADABLE = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError, KeyError,
+UNREADABLE = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError, KeyError,
                ValueError, NotImplementedError, RuntimeError, csv.Error)
 
 _RAW_TO_JSON = {"classifiers": "classifier", "platforms": "platform",
                 "supported_platforms": "supported_platform", "license_files": "license_file"}
+
+
+@dataclass(frozen=True)
+class Member:
+    """A file of the archive as its RECORD lists it (hash: `algorithm=urlsafe-b64`)."""
+
+    path: str
+    hash: str
+    size: int
+    executable: bool
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,11 @@ class WheelInfo:
     requires_dist: tuple[str, ...]
     #: `.pth` files the wheel installs: they run code at every interpreter start-up.
     pth_files: tuple[str, ...]
+    dist_info_dir: str = ""
+    data_dir: str = ""
+    #: Every file to install, with the hash and size RECORD gives it (RECORD itself, its
+    #: signatures and `__pycache__` files are not installed).
+    members: tuple[Member, ...] = ()
 
 
 def metadata_json(text: str) -> dict[str, Any]:
@@ -240,9 +255,11 @@ def check_wheel(fetched: FetchedFile, target_tags: tuple[str, ...], *,
                                  details=[*problems, f"it has no {dist_info}/METADATA"])
             meta = metadata_json(source.read_dist_info("METADATA"))
             pth = _pth_files(seen, source.data_dir)
+            members = () if problems else _members(source, infos, dist_info)
+            data_dir = source.data_dir
     except WheelError:
         raise
-    except (*_UNREADABLE, InstallerError) as exc:
+    except (*UNREADABLE, InstallerError) as exc:
         raise WheelError(f"{path.name} is not a readable wheel: {exc}") from exc
     if canonicalize_name(str(meta.get("name", ""))) != dist.name:
         problems.append(f"METADATA names {meta.get('name')}, not {dist.name}")
@@ -251,4 +268,23 @@ def check_wheel(fetched: FetchedFile, target_tags: tuple[str, ...], *,
     if problems:
         raise WheelError(f"{path.name} is refused: {problems[0]}", details=problems)
     return WheelInfo(metadata=meta, requires_dist=tuple(meta.get("requires_dist", ())),
-                     pth_files=pth)
+                     pth_files=pth, dist_info_dir=dist_info, data_dir=data_dir,
+                     members=members)
+
+
+def _members(source: WheelFile, infos: list[zipfile.ZipInfo],
+             dist_info: str) -> tuple[Member, ...]:
+    """The files to install, from a RECORD already found complete and well-formed."""
+    from installer.records import parse_record_file
+
+    rows = {row[0]: row for row in parse_record_file(source.read_dist_info("RECORD").splitlines())}
+    skip = {f"{dist_info}/RECORD", f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"}
+    members = []
+    for info in infos:
+        name = info.filename
+        if name.endswith("/") or name in skip or "__pycache__" in name.split("/")[:-1]:
+            continue
+        _path, hash_, size = rows[name]
+        members.append(Member(name, hash_, int(size),
+                              bool((info.external_attr >> 16) & 0o111)))
+    return tuple(members)
