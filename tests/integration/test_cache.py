@@ -4,6 +4,9 @@ takes from the cache is checked again (hash, provenance) before it is used."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,169 @@ def test_no_cache_dir_leaves_nothing(
                  "--no-cache-dir", "--python", str(venv.python), "-r", str(reqs)])
     assert code == 0
     assert not (tmp_path / "cache").exists()
+
+
+# --- the unpacked tree: installed by linking, checked before every use ---------------------
+
+MODULE = "linked/__init__.py"
+SCRIPT = "linked-1.0.data/scripts/linked-run"
+
+
+def _linked_wheel(make_wheel: WheelMaker) -> Path:
+    return make_wheel("linked", "1.0", files={
+        MODULE: '__version__ = "1.0"\n',
+        "linked/data.txt": "some data\n",
+        SCRIPT: "#!python\nprint('run')\n",
+    })
+
+
+def _tree(tmp_path: Path) -> Path:
+    (tree,) = (tmp_path / "cache").rglob("unpacked")
+    return tree
+
+
+def _pinned_install(index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path,
+                    wheel: Path, *args: str) -> int:
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(pin(wheel) + "\n", encoding="utf-8")
+    return install(index, ca_file, venv, tmp_path, "-r", str(reqs), *args)
+
+
+def _pyc(venv: Venv) -> Path:
+    (found,) = (venv.purelib / "linked" / "__pycache__").glob("__init__.*.pyc")
+    return found
+
+
+def _imports(venv: Venv) -> str:
+    env_check = ("import linked, importlib.util; "
+                 "print(linked.__version__, importlib.util.cache_from_source(linked.__file__))")
+    return run_in(venv, env_check).stdout.split()[0]
+
+
+def test_warm_install_links_the_verified_tree(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+) -> None:
+    wheel = _linked_wheel(make_wheel)
+    index.add(wheel)
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
+    other = _venv_like(venv, tmp_path, "other")
+    assert _pinned_install(index, ca_file, other, tmp_path, wheel) == 0
+
+    tree = _tree(tmp_path)
+    cached = tree / MODULE
+    for env in (venv, other):
+        installed = env.purelib / MODULE
+        assert installed.stat().st_ino == cached.stat().st_ino
+        assert _pyc(env).stat().st_ino == (tree / "linked" / "__pycache__" / _pyc(env).name
+                                           ).stat().st_ino
+        assert _imports(env) == "1.0"
+    assert cached.stat().st_mode & 0o777 == 0o444  # an edit through a link can't go unseen
+    assert cached.stat().st_nlink == 3
+    # A script whose `#!python` line is rewritten for the environment is written, not linked.
+    script = other.bin / "linked-run"
+    assert script.read_text(encoding="utf-8").startswith(f"#!{other.python}")
+    assert script.stat().st_nlink == 1
+    assert (tree / SCRIPT).read_text(encoding="utf-8").startswith("#!python")
+    # RECORD lists the linked files with their true hashes, and the bytecode.
+    record = (other.purelib / "linked-1.0.dist-info" / "RECORD").read_text(encoding="utf-8")
+    assert f"{MODULE},sha256=" in record
+    assert f"linked/__pycache__/{_pyc(other).name},," in record
+
+
+def test_link_mode_copy_copies_and_keeps_the_bytecode_valid(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+) -> None:
+    wheel = _linked_wheel(make_wheel)
+    index.add(wheel)
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel, "--link-mode", "copy") == 0
+
+    installed = venv.purelib / MODULE
+    cached = _tree(tmp_path) / MODULE
+    assert installed.stat().st_ino != cached.stat().st_ino
+    assert installed.stat().st_mode & 0o200, "a copy is an ordinary, writable file"
+    # The bytecode's header names the source's modification time and size: the copy keeps
+    # both, so the interpreter uses the cached bytecode instead of compiling again.
+    header = _pyc(venv).read_bytes()[8:16]
+    source = installed.stat()
+    assert int.from_bytes(header[:4], "little") == int(source.st_mtime) & 0xFFFFFFFF
+    assert int.from_bytes(header[4:], "little") == source.st_size
+    assert _imports(venv) == "1.0"
+
+
+def test_changed_tree_file_is_found_and_extracted_again(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+) -> None:
+    """An edit through an installed link changes the cached tree: the next install finds
+    it (every file is hashed again before use) and extracts the wheel again."""
+    wheel = _linked_wheel(make_wheel)
+    index.add(wheel)
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
+    edited = venv.purelib / MODULE
+    edited.chmod(0o644)
+    edited.write_text('__version__ = "evil"\n', encoding="utf-8")
+    assert (_tree(tmp_path) / MODULE).read_text(encoding="utf-8") == '__version__ = "evil"\n'
+
+    before = len(index.requests)
+    other = _venv_like(venv, tmp_path, "other")
+    assert _pinned_install(index, ca_file, other, tmp_path, wheel) == 0
+    assert index.requests[before:] == []  # from the cached wheel, checked by its sha256
+    assert (other.purelib / MODULE).read_text(encoding="utf-8") == '__version__ = "1.0"\n'
+    assert (_tree(tmp_path) / MODULE).read_text(encoding="utf-8") == '__version__ = "1.0"\n'
+    assert _imports(other) == "1.0"
+
+
+def test_changed_cached_bytecode_is_compiled_again(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+) -> None:
+    wheel = _linked_wheel(make_wheel)
+    index.add(wheel)
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
+    (pyc,) = (_tree(tmp_path) / "linked" / "__pycache__").glob("*.pyc")
+    good = pyc.read_bytes()
+    pyc.chmod(0o644)
+    pyc.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))  # same size, other code
+
+    other = _venv_like(venv, tmp_path, "other")
+    assert _pinned_install(index, ca_file, other, tmp_path, wheel) == 0
+    assert _pyc(other).read_bytes() == good
+    assert _imports(other) == "1.0"
+
+
+def test_lying_record_leaves_no_tree_in_the_cache(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    good = _linked_wheel(make_wheel)
+    record = zipfile.ZipFile(good).read("linked-1.0.dist-info/RECORD").decode()
+    lying = make_wheel("linked", "1.0", files={
+        MODULE: '__version__ = "2.0"\n', "linked/data.txt": "some data\n",
+        SCRIPT: "#!python\nprint('run')\n"},
+        extra_dist_info={"RECORD": record})
+    index.add(lying)
+
+    assert _pinned_install(index, ca_file, venv, tmp_path, lying) == 1
+    assert f"RECORD: hash / size of {MODULE} didn't match RECORD" in capsys.readouterr().err
+    assert not list((tmp_path / "cache").rglob("unpacked"))
+    assert not list((tmp_path / "cache").rglob(".unpacking-*"))
+    assert not (venv.purelib / "linked").exists()
+
+
+def test_cache_on_another_filesystem_is_copied_from(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's temporary directory")
+    wheel = _linked_wheel(make_wheel)
+    index.add(wheel)
+    cache = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        reqs = tmp_path / "requirements.txt"
+        reqs.write_text(pin(wheel) + "\n", encoding="utf-8")
+        assert main(["install", "--cert", str(ca_file), "--index-url", index.url,
+                     "--cache-dir", str(cache), "--python", str(venv.python),
+                     "-r", str(reqs)]) == 0
+        assert (venv.purelib / MODULE).stat().st_nlink == 1
+        assert _imports(venv) == "1.0"
+    finally:
+        shutil.rmtree(cache)
