@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..client import redact_url
 from ..errors import SecinstallError
 from .options import (
     EPILOG,
@@ -134,6 +133,8 @@ def _cmd_serve(args: argparse.Namespace, out: Output) -> int:
     server = IndexServer(settings, host=args.host,
                          port=DEFAULT_PORT if args.port is None else args.port, log=log,
                          allow_remote=args.unsafe_listen_on_network)
+    from ..client import redact_url  # here: it imports urllib3, which start-up needn't
+
     try:
         server.start()
         upstream = settings.sources.index_urls or settings.sources.find_links
