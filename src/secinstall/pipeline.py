@@ -18,6 +18,7 @@ from pathlib import Path
 from packaging.utils import NormalizedName
 
 from . import tls
+from .bytecode import Bytecode
 from .cache import Cache, default_cache_dir
 from .client import Client
 from .errors import HashesRequiredError, SecinstallError
@@ -39,7 +40,7 @@ from .progress import NoProgress, Progress
 from .resolve import missing_dependencies, resolve, suggest_pins
 from .target import Target
 from .transaction import Transaction, environment_lock, recover
-from .unpack import Unpacked, unpack_all, with_bytecode
+from .unpack import Unpacked, unpack_all
 from .verify.hashes import check_hashes
 from .verify.publishers import TrustFile, check_attestation
 from .verify.wheel import WheelInfo, check_wheel
@@ -127,6 +128,9 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
     src = options.sources
     context = tls.create_context(src.certs)
     cache = Cache(None if options.no_cache else (options.cache_dir or default_cache_dir()))
+    # Compiled as each wheel is unpacked, while the others are still on their way.
+    bytecode = (Bytecode(target) if options.compile_bytecode and not options.dry_run
+                else None)
     try:
         with Client(ssl_context=context, trusted_hosts=src.trusted_hosts, timeout=src.timeout,
                     retries=src.retries, proxy=src.proxy) as client:
@@ -139,11 +143,14 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
                     recovered = recover(target.state_dir)
             options, outcome, todo = _resolve(options, target, finder, cache, client, log)
             outcome.notes[:0] = recovered
-            _fetch_and_verify(options, outcome, todo, client, cache, finder, progress)
+            _fetch_and_verify(options, outcome, todo, client, cache, finder, progress,
+                              bytecode)
             if not options.dry_run:
-                _install(options, outcome, log)
+                _install(options, outcome, log, bytecode)
             return outcome
     finally:
+        if bytecode is not None:
+            bytecode.close()
         cache.close()
 
 
@@ -185,7 +192,7 @@ def _resolve(options: InstallOptions, target: Target, finder: Finder, cache: Cac
 
 def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[PlannedDist],
                       client: Client, cache: Cache, finder: Finder,
-                      progress: Progress | None) -> None:
+                      progress: Progress | None, bytecode: Bytecode | None = None) -> None:
     """Download what the plan needs and check every file; nothing is written to the
     environment here."""
     plan, target, usage = outcome.plan, outcome.target, options.usage_policy
@@ -206,7 +213,8 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
     outcome.wheel_info = {v.dist.name: i for v, i in checked}
     # The members' hashes: checked as each is extracted, or re-checked in the cached tree.
     outcome.unpacked = unpack_all([(v.fetched, i, cache.home(v.fetched.sha256))
-                                   for v, i in checked])
+                                   for v, i in checked],
+                                  on_ready=bytecode.add if bytecode is not None else None)
     if usage is not None:
         from .policy import check_metadata
 
@@ -233,16 +241,17 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
                           "every interpreter start-up" for p in info.pth_files]
 
 
-def _install(options: InstallOptions, outcome: Outcome, log: Log) -> None:
+def _install(options: InstallOptions, outcome: Outcome, log: Log,
+             bytecode: Bytecode | None = None) -> None:
     """Install the verified files and record them, under the environment's lock, as one
     transaction."""
     target = outcome.target
     # The SBOM's slow part (reading bundled SBOMs, importing cyclonedx) is done meanwhile.
     preparing = threading.Thread(target=_prepare_sbom, args=(outcome,), daemon=True)
     preparing.start()
-    if options.compile_bytecode:
+    if bytecode is not None:
         # In the cache, outside the environment's lock: nothing here changes the target.
-        outcome.unpacked = with_bytecode(outcome.unpacked, target)
+        outcome.unpacked = bytecode.finish(outcome.unpacked)
     with environment_lock(target.state_dir,
                           on_wait=lambda: log("waiting for another secinstall process to "
                                               "finish with this environment")):

@@ -403,6 +403,9 @@ def _break_args_options(line: str) -> tuple[str, str]:
     return line.strip(), ""
 
 
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
 def _parse_hashes(values: list[str], loc: str) -> tuple[dict[str, frozenset[str]], list[str]]:
     hashes: dict[str, set[str]] = {}
     problems = []
@@ -419,7 +422,7 @@ def _parse_hashes(values: list[str], loc: str) -> tuple[dict[str, frozenset[str]
                 f"{loc}: --hash={value}: hash algorithm {algo!r} is not allowed; "
                 f"use one of {', '.join(_HASH_HEX_LENGTHS)}"
             )
-        elif len(digest) != length or not all(c in "0123456789abcdefABCDEF" for c in digest):
+        elif len(digest) != length or not _HEX.fullmatch(digest):
             problems.append(
                 f"{loc}: --hash={value}: a {algo} digest is {length} hexadecimal "
                 f"characters, got {len(digest)} characters {digest!r}"

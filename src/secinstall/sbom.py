@@ -107,7 +107,7 @@ def write_fragment(txn: Transaction, outcome: Outcome, *, indexes: Sequence[str]
                              "cyclonedx-python-lib is not installed")
         return None
     bom, nested = _fragment(outcome, indexes=indexes, weakened=weakened)
-    text = _nest(_dumps(bom), nested) + "\n"
+    text = _nest(_dumps(bom, indent=None), nested) + "\n"
     folder = outcome.target.state_dir / SBOM_DIR
     stamp = bom.metadata.timestamp.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     path = folder / f"{stamp}-{txn.dir.name.removeprefix('txn-')}.cdx.json"
@@ -131,7 +131,7 @@ def fragment_json(outcome: Outcome, *, indexes: Sequence[str],
                   weakened: Sequence[str] = ()) -> str:
     """The CycloneDX JSON of one install: the distributions it installed, with evidence."""
     bom, nested = _fragment(outcome, indexes=indexes, weakened=weakened)
-    return _nest(_dumps(bom), nested)
+    return _nest(_dumps(bom, indent=None), nested)
 
 
 def _fragment(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[str] = (),
@@ -208,6 +208,8 @@ def _nest(text: str, nested: Mapping[str, list[Any]]) -> str:
         return text
     document = json.loads(text)
     seen: set[str] = set()
+    # Written without indentation: json's C encoder is not used for indented output, and
+    # a bundled SBOM can hold tens of thousands of values.
 
     def refs(items: Iterable[Any]) -> None:
         for c in items:
@@ -235,7 +237,7 @@ def _nest(text: str, nested: Mapping[str, list[Any]]) -> str:
         found = nested.get(str(comp.get("bom-ref")))
         if found:
             comp["components"] = [*comp.get("components", ()), *unique(found, comp["bom-ref"])]
-    return json.dumps(document, indent=2)
+    return json.dumps(document)
 
 
 def _evidence(v: VerifiedDist) -> list[tuple[str, str]]:
@@ -523,7 +525,11 @@ def _read_bundled(dist_info: Path) -> Iterator[tuple[Bom | None, list[tuple[str,
             document = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(document, dict) or document.get("bomFormat") != "CycloneDX":
                 raise ValueError("not a CycloneDX JSON document")
-            found = Bom.from_json(document)  # type: ignore[attr-defined]
+            # Only the components are used: the rest (its metadata's tools above all) can
+            # take longer to read than they do.
+            found = Bom.from_json({key: document[key] for key in  # type: ignore[attr-defined]
+                                   ("bomFormat", "specVersion", "components")
+                                   if key in document})
         except Exception as exc:  # third-party data: noted, never fatal
             yield None, [("secinstall:bundled-sbom:unreadable",
                           f"{rel}: {type(exc).__name__}: {exc}"[:300])]
@@ -553,7 +559,7 @@ def bundled(dist_info: Path, cache: Path | None = None,
         props += said
     as_json: list[Any] = []
     if components:
-        as_json = json.loads(_dumps(Bom(components=components)))["components"]
+        as_json = json.loads(_dumps(Bom(components=components), indent=None))["components"]
     if cache is not None:
         with contextlib.suppress(OSError):
             write_atomic(cache, json.dumps({"components": as_json, "properties": props}))
@@ -567,17 +573,22 @@ def dependency_edges(requires: Mapping[NormalizedName, Sequence[str]],
     the target's markers; extras count when requested or asked for by another's requirement."""
     active = {name: {canonicalize_name(e) for e in extras.get(name, ())} for name in requires}
     edges: dict[NormalizedName, set[NormalizedName]] = {name: set() for name in requires}
+    parsed: dict[NormalizedName, list[tuple[NormalizedName, Requirement]]] = {}
+    for name, texts in requires.items():
+        for text in texts:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            dep = canonicalize_name(req.name)
+            if dep in requires and dep != name:
+                parsed.setdefault(name, []).append((dep, req))
     changed = True
     while changed:  # an extra found on one pass can enable requirements seen before it
         changed = False
-        for name, texts in requires.items():
-            for text in texts:
-                try:
-                    req = Requirement(text)
-                except InvalidRequirement:
-                    continue
-                dep = canonicalize_name(req.name)
-                if dep not in requires or dep == name or not _applies(req, active[name], markers):
+        for name, reqs in parsed.items():
+            for dep, req in reqs:
+                if not _applies(req, active[name], markers):
                     continue
                 edges[name].add(dep)
                 new = {canonicalize_name(e) for e in req.extras} - active[dep]
@@ -624,7 +635,7 @@ def _start(bom: Bom, props: Iterable[tuple[str, str]]) -> None:
         bom.metadata.properties.add(Property(name=name, value=value))
 
 
-def _dumps(bom: Bom) -> str:
+def _dumps(bom: Bom, indent: int | None = 2) -> str:
     from cyclonedx.output.json import JsonV1Dot6
 
-    return JsonV1Dot6(bom).output_as_string(indent=2)
+    return JsonV1Dot6(bom).output_as_string(indent=indent)
