@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from .cache import Cache
 from .client import Client
@@ -21,6 +22,7 @@ CHUNK = 1024 * 1024
 #: Provenance objects are a few kB; more is a broken or hostile server.
 MAX_PROVENANCE_BYTES = 4 * 1024**2
 PYPI_FILES_HOST = "files.pythonhosted.org"
+T = TypeVar("T")
 INTEGRITY_API = "https://pypi.org/integrity/{name}/{version}/{filename}/provenance"
 
 
@@ -158,15 +160,34 @@ def fetch_all(client: Client, cache: Cache, dists: Sequence[PlannedDist], *,
               jobs: int = 8, progress: Progress | None = None,
               policy: AttestationPolicy | None = None) -> list[FetchedFile]:
     """Fetch `dists` in parallel; the first failure is raised after the others stop."""
+    return fetch_each(client, cache, dists, lambda f: f, jobs=jobs, progress=progress,
+                      policy=policy)
+
+
+def fetch_each(client: Client, cache: Cache, dists: Sequence[PlannedDist],
+               then: Callable[[FetchedFile], T], *, jobs: int = 8,
+               progress: Progress | None = None,
+               policy: AttestationPolicy | None = None) -> list[T]:
+    """Fetch `dists` in parallel and call `then` with each file as soon as it is there,
+    in the same thread (so that checking one file overlaps the others' downloads); its
+    results, in the order of `dists`. The first failure is raised after the others stop."""
     if not dists:
         return []
     progress = progress or NoProgress()
     sizes = [d.file.size for d in dists]
     total = sum(s for s in sizes if s) if all(sizes) else None
     progress.start("Downloading", total)
+
+    def one(dist: PlannedDist) -> T:
+        try:
+            fetched = fetch_one(client, cache, dist, progress, policy)
+        except OSError as exc:
+            raise FetchError(f"can't write to the cache at {cache.root}: {exc}") from exc
+        return then(fetched)
+
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(dists)))) as pool:
-            futures = [pool.submit(fetch_one, client, cache, d, progress, policy) for d in dists]
+            futures = [pool.submit(one, d) for d in dists]
             results = []
             errors: list[BaseException] = []
             for fut in futures:
@@ -177,7 +198,5 @@ def fetch_all(client: Client, cache: Cache, dists: Sequence[PlannedDist], *,
             if errors:
                 raise errors[0]
             return results
-    except OSError as exc:
-        raise FetchError(f"can't write to the cache at {cache.root}: {exc}") from exc
     finally:
         progress.stop()

@@ -11,7 +11,6 @@ import dataclasses
 import threading
 import zipfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from .bytecode import Bytecode
 from .cache import Cache, default_cache_dir
 from .client import Client
 from .errors import HashesRequiredError, SecinstallError
-from .fetch import fetch_all
+from .fetch import fetch_each
 from .index import Finder
 from .install import find_installed, install_wheels
 from .models import (
@@ -40,7 +39,7 @@ from .progress import NoProgress, Progress
 from .resolve import missing_dependencies, resolve, suggest_pins
 from .target import Target
 from .transaction import Transaction, environment_lock, recover
-from .unpack import Unpacked, unpack_all
+from .unpack import Unpacked, unpack
 from .verify.hashes import check_hashes
 from .verify.publishers import TrustFile, check_attestation
 from .verify.wheel import WheelInfo, check_wheel
@@ -196,25 +195,28 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
     """Download what the plan needs and check every file; nothing is written to the
     environment here."""
     plan, target, usage = outcome.plan, outcome.target, options.usage_policy
-    fetched = fetch_all(client, cache, todo, jobs=options.jobs,
-                        progress=progress or NoProgress(), policy=options.attestations)
-    if usage is not None:
-        from .policy import check_fetched
-
-        check_fetched(fetched, usage, options.attestations)
-    # Archives are read in threads: zlib and hashlib release the GIL.
     trust = TrustFile(target.state_dir)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        checked = list(pool.map(
-            lambda f: verify(f, require_pin=plan.require_hashes, policy=options.attestations,
-                             trust=trust, tags=target.tags, contents=False),
-            fetched))
-    outcome.verified = [v for v, _ in checked]
-    outcome.wheel_info = {v.dist.name: i for v, i in checked}
-    # The members' hashes: checked as each is extracted, or re-checked in the cached tree.
-    outcome.unpacked = unpack_all([(v.fetched, i, cache.home(v.fetched.sha256))
-                                   for v, i in checked],
-                                  on_ready=bytecode.add if bytecode is not None else None)
+
+    def check(fetched: FetchedFile) -> tuple[VerifiedDist, WheelInfo, Unpacked]:
+        # Each file as soon as it is there, while the others are still downloading.
+        if usage is not None:
+            from .policy import check_fetched
+
+            check_fetched([fetched], usage, options.attestations)
+        verified, info = verify(fetched, require_pin=plan.require_hashes,
+                                policy=options.attestations, trust=trust, tags=target.tags,
+                                contents=False)
+        # The members' hashes: checked as each is extracted, or again in the cached tree.
+        tree = unpack(fetched, info, cache.home(fetched.sha256))
+        if bytecode is not None:
+            bytecode.add(tree)
+        return verified, info, tree
+
+    checked = fetch_each(client, cache, todo, check, jobs=options.jobs,
+                         progress=progress or NoProgress(), policy=options.attestations)
+    outcome.verified = [v for v, _, _ in checked]
+    outcome.wheel_info = {v.dist.name: i for v, i, _ in checked}
+    outcome.unpacked = [u for _, _, u in checked]
     if usage is not None:
         from .policy import check_metadata
 

@@ -23,8 +23,7 @@ import shutil
 import stat
 import uuid
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,22 +158,3 @@ def _replace(home: Path, staging: Path, root: Path) -> None:
         stale.unlink(missing_ok=True)
     _remove_tree(root)
     os.rename(staging, root)
-
-
-def unpack_all(pairs: Sequence[tuple[FetchedFile, WheelInfo, Path]], *,
-               on_ready: Callable[[Unpacked], None] | None = None,
-               workers: int = 4) -> list[Unpacked]:
-    """`unpack` each in threads (zlib and hashlib release the GIL, and on some filesystems
-    creating a file takes most of a millisecond, which threads overlap); `on_ready` is
-    called with each tree as soon as it is there (e.g. to start compiling it)."""
-
-    def one(pair: tuple[FetchedFile, WheelInfo, Path]) -> Unpacked:
-        u = unpack(*pair)
-        if on_ready is not None:
-            on_ready(u)
-        return u
-
-    if len(pairs) <= 1 or workers <= 1:
-        return [one(p) for p in pairs]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, pairs))
