@@ -25,7 +25,8 @@ def test_start_up_loads_no_heavy_library(args: list[str]) -> None:
         f"    main({args!r})\n"
         "except SystemExit:\n"
         "    pass\n"
-        f"print('loaded:', sorted({{m.split('.')[0] for m in sys.modules}} & set({sorted(HEAVY)!r})))"
+        "loaded = {m.split('.')[0] for m in sys.modules}\n"
+        f"print('loaded:', sorted(loaded & set({sorted(HEAVY)!r})))"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(secinstall.__file__).resolve().parents[1])}
     result = subprocess.run(
