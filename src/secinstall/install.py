@@ -156,7 +156,7 @@ def _make_room(txn: Transaction, path: Path) -> None:
 
 
 def _place_all(txn: Transaction, linker: Linker,
-               files: Sequence[tuple[Path, Path, bool]]) -> None:
+               files: Sequence[tuple[str, str, bool]]) -> None:
     """Put many files of the unpacked cache in place: (source, destination, executable).
     What is in the way is moved aside first, then every creation is journaled in one
     write (installer's file-by-file path costs ten times as much per file)."""
@@ -165,7 +165,7 @@ def _place_all(txn: Transaction, linker: Linker,
             if os.path.isdir(dest) and not os.path.islink(dest):
                 raise InstallError(f"can't write {dest}: a directory is there")
             txn.move_aside(dest)
-    txn.make_dirs_many({dest.parent for _s, dest, _e in files})
+    txn.make_dirs_many({Path(d) for d in {os.path.dirname(dest) for _s, dest, _e in files}})
     txn.will_create_many([dest for _s, dest, _e in files])
     for source, dest, executable in files:
         linker.place(source, dest, executable)
@@ -222,7 +222,7 @@ class Linker:
         os.umask(umask)
         self._file_mode = 0o666 & ~umask
 
-    def place(self, source: Path, dest: Path, executable: bool) -> None:
+    def place(self, source: str | Path, dest: str | Path, executable: bool) -> None:
         if self.mode == "hardlink":
             try:
                 os.link(source, dest)
@@ -233,7 +233,7 @@ class Linker:
                     raise
                 self.mode = "copy"  # this filesystem pair won't link: copy from now on
         shutil.copyfile(source, dest)
-        st = source.stat()
+        st = os.stat(source)
         # The same modification time keeps bytecode compiled in the cache valid.
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
         mode = self._file_mode
@@ -291,7 +291,8 @@ class _Placement:
     member: Member
     scheme: str
     path: str
-    dest: Path
+    #: The full path, a string: pathlib costs more than linking, for thousands of files.
+    dest: str
 
 
 def _placements(target: Target, u: Unpacked) -> list[_Placement]:
@@ -307,7 +308,7 @@ def _placements(target: Target, u: Unpacked) -> list[_Placement]:
         if m.path.startswith(data):
             scheme, _, rest = m.path[len(data):].partition("/")
         # check_wheel refused names with '..', absolute ones and unknown schemes.
-        found.append(_Placement(m, scheme, rest, Path(target.scheme[scheme], rest)))
+        found.append(_Placement(m, scheme, rest, os.path.join(target.scheme[scheme], rest)))
     return found
 
 
@@ -325,9 +326,11 @@ def _additional_metadata(v: VerifiedDist) -> dict[str, bytes]:
 def _directories(target: Target, placements: Sequence[Sequence[_Placement]],
                  unpacked: Sequence[Unpacked]) -> set[Path]:
     """The directories the wheels' files go to (bytecode's `__pycache__` included)."""
-    dirs = {p.dest.parent for wheel in placements for p in wheel}
-    dirs |= {p.dest.parent / "__pycache__" for wheel, u in zip(placements, unpacked, strict=True)
-             for p in wheel if p.member.path in u.bytecode}
+    names = {os.path.dirname(p.dest) for wheel in placements for p in wheel}
+    names |= {os.path.join(os.path.dirname(p.dest), "__pycache__")
+              for wheel, u in zip(placements, unpacked, strict=True)
+              for p in wheel if p.member.path in u.bytecode}
+    dirs = {Path(d) for d in names}
     if any(u.path(f"{u.info.dist_info_dir}/entry_points.txt").is_file() for u in unpacked):
         dirs.add(Path(target.scheme["scripts"]))
     return dirs
@@ -374,13 +377,14 @@ def _install_one(txn: Transaction, target: Target, v: VerifiedDist, u: Unpacked,
     from installer.records import Hash, RecordEntry
     from installer.utils import Scheme
 
-    files: list[tuple[Path, Path, bool]] = []
+    files: list[tuple[str, str, bool]] = []
+    root = str(u.root)
     placed: list[tuple[Scheme, RecordEntry]] = []
     bytecode = u.bytecode if compile_bytecode else {}
     for p in placements:
         if p.scheme == "scripts":
             continue
-        files.append((u.path(p.member.path), p.dest, p.member.executable))
+        files.append((os.path.join(root, p.member.path), p.dest, p.member.executable))
         algorithm, _, value = p.member.hash.partition("=")
         scheme = cast(Scheme, p.scheme)
         placed.append((scheme, RecordEntry(p.path, Hash(algorithm, value), p.member.size)))
@@ -388,8 +392,8 @@ def _install_one(txn: Transaction, target: Target, v: VerifiedDist, u: Unpacked,
             pyc = bytecode[p.member.path][0].rpartition("/")[2]
             head = posixpath.dirname(p.path)
             rel = f"{head}/__pycache__/{pyc}" if head else f"__pycache__/{pyc}"
-            files.append((u.path(bytecode[p.member.path][0]), p.dest.parent / "__pycache__" / pyc,
-                          False))
+            files.append((os.path.join(root, bytecode[p.member.path][0]),
+                          os.path.join(os.path.dirname(p.dest), "__pycache__", pyc), False))
             # pip lists the bytecode in RECORD too, so that uninstalling removes it.
             placed.append((scheme, RecordEntry(rel, None, None)))
     dest = _destination_class()(

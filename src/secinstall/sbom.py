@@ -549,17 +549,17 @@ def bundled(dist_info: Path, cache: Path | None = None,
             return list(kept["components"]), [(str(k), str(v)) for k, v in kept["properties"]]
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    from cyclonedx.model.bom import Bom
-
     components: list[Component] = []
     props: list[tuple[str, str]] = []
     for found, said in _read_bundled(dist_info):
         if found is not None:
             components += found.components
         props += said
-    as_json: list[Any] = []
-    if components:
-        as_json = json.loads(_dumps(Bom(components=components), indent=None))["components"]
+    from cyclonedx.schema.schema import SchemaVersion1Dot6
+
+    # Each component on its own: a whole Bom would sort and compare them all first.
+    as_json = [json.loads(c.as_json(view_=SchemaVersion1Dot6))  # type: ignore[attr-defined]
+               for c in components]
     if cache is not None:
         with contextlib.suppress(OSError):
             write_atomic(cache, json.dumps({"components": as_json, "properties": props}))

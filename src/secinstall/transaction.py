@@ -100,7 +100,7 @@ class Transaction:
         """Journal that `path` (a file) is about to be created."""
         self._log({"op": "create", "path": str(path)})
 
-    def will_create_many(self, paths: Iterable[Path]) -> None:
+    def will_create_many(self, paths: Iterable[str | Path]) -> None:
         """Journal, in one write, that the files `paths` are about to be created."""
         self._log(*({"op": "create", "path": str(p)} for p in paths))
 
@@ -142,7 +142,7 @@ class Transaction:
                 list(pool.map(Path.mkdir, level))
         self._dirs.update(missing)
 
-    def move_aside(self, path: Path) -> None:
+    def move_aside(self, path: str | Path) -> None:
         """Move an existing file (or symlink) out of the way, restorable on undo."""
         self._count += 1
         dest = self.backup / str(self._count)

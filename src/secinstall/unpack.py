@@ -87,13 +87,16 @@ def _read_only(executable: bool) -> int:
 def _extract(zf: zipfile.ZipFile, members: Sequence[Member], into: Path) -> list[str]:
     """Write `members` under `into`, hashing each as it is inflated; the problems found."""
     problems = []
-    made: set[Path] = set()
+    made: set[str] = set()
+    base = str(into)
     for m in members:
         algorithm = m.hash.partition("=")[0]
-        dest = into / m.path
-        if dest.parent not in made:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            made.add(dest.parent)
+        # Strings, not Paths: pathlib costs more than the rest for a small file.
+        dest = os.path.join(base, m.path)
+        parent = os.path.dirname(dest)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
         h = hashlib.new(algorithm)
         size = 0
         with zf.open(m.path) as src, open(dest, "xb") as out:
