@@ -282,3 +282,45 @@ def test_cache_on_another_filesystem_is_copied_from(
         assert _imports(venv) == "1.0"
     finally:
         shutil.rmtree(cache)
+
+
+def test_bytecode_in_worker_processes_and_a_file_that_does_not_compile(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+) -> None:
+    """Enough files for worker processes; one of them isn't valid Python 3: it is installed
+    all the same (as pip does), without bytecode, and the others have theirs."""
+    from secinstall.bytecode import PYC_PER_WORKER
+
+    files: dict[str, str | bytes] = {f"many/m{i}.py": f"X = {i}\n"
+                                     for i in range(PYC_PER_WORKER + 10)}
+    files["many/__init__.py"] = ""
+    files["many/py2.py"] = "print 'hello'\n"
+    wheel = make_wheel("many", "1.0", files=files)
+    index.add(wheel)
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
+    other = _venv_like(venv, tmp_path, "other")
+    assert _pinned_install(index, ca_file, other, tmp_path, wheel) == 0
+
+    for env in (venv, other):
+        package = env.purelib / "many"
+        compiled = {p.name.split(".")[0] for p in (package / "__pycache__").glob("*.pyc")}
+        assert compiled == {p.stem for p in package.glob("*.py")} - {"py2"}
+        assert (package / "py2.py").read_text(encoding="utf-8") == "print 'hello'\n"
+        record = (env.purelib / "many-1.0.dist-info" / "RECORD").read_text(encoding="utf-8")
+        assert "many/__pycache__/py2." not in record
+        assert f"many/__pycache__/m{PYC_PER_WORKER}." in record
+        assert run_in(env, f"import many.m{PYC_PER_WORKER} as m; print(m.X)").stdout.strip() \
+            == str(PYC_PER_WORKER)
+
+
+def test_no_compile_installs_no_cached_bytecode(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+) -> None:
+    wheel = _linked_wheel(make_wheel)
+    index.add(wheel)
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0  # compiles in the cache
+    other = _venv_like(venv, tmp_path, "other")
+    assert _pinned_install(index, ca_file, other, tmp_path, wheel, "--no-compile") == 0
+    assert not list(other.purelib.rglob("*.pyc"))
+    record = (other.purelib / "linked-1.0.dist-info" / "RECORD").read_text(encoding="utf-8")
+    assert ".pyc" not in record
