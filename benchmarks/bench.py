@@ -219,6 +219,9 @@ def install_once(tool: str, ctx: Context, cache: Path, pyc: bool, n: int) -> Sam
     python = new_venv(venv)
     cmd, env = install_command(tool, ctx, python, cache, pyc)
     seen = len(ctx.index.requests)
+    # The previous sample's files (deleted, or still being written back) are flushed to
+    # disk first, so that this one doesn't pay for that work.
+    os.sync()
     sample = timed(cmd, env, ctx.work)
     requests = ctx.index.requests[seen:]
     dists, py, pyc_files = installed(venv)

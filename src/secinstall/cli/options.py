@@ -133,7 +133,8 @@ def add_install_options(p: argparse.ArgumentParser) -> None:
                    help="don't compile bytecode")
     g.add_argument("--link-mode", choices=("hardlink", "copy"), default=None,
                    help="how files get from secinstall's unpacked cache into the "
-                        "environment: hard links (default; the cache's files are read-only, "
+                        "environment: hard links (the default except on Windows, where a "
+                        "read-only file can't be deleted; the cache's files are read-only, "
                         "and copied where links can't be made) or copies")
     g = p.add_argument_group("run")
     g.add_argument("--dry-run", action="store_true", default=None,
@@ -263,7 +264,8 @@ def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
         pre=bool(s("pre", args.pre, False) or reqs.pre),
         dry_run=bool(s("dry-run", args.dry_run, False)),
         compile_bytecode=not s("no-compile", args.no_compile, False),
-        link_mode=link_mode(s("link-mode", args.link_mode, "hardlink")),
+        link_mode=link_mode(s("link-mode", args.link_mode,
+                              "copy" if os.name == "nt" else "hardlink")),
         cache_dir=cache_dir_from(s, args),
         no_cache=bool(s("no-cache-dir", args.no_cache_dir, False)),
         jobs=max(1, args.jobs),
