@@ -1,11 +1,16 @@
-"""Bytecode, compiled once per wheel and interpreter into the wheel's unpacked tree, and
-linked from there with the sources (pip compiles again at every install, uv too).
+"""Bytecode, compiled into each wheel's unpacked tree and linked from there with the
+sources.
 
 Compiling is most of a cold install's CPU time, so it starts as soon as each wheel is
 unpacked, in processes of the target interpreter (its magic number; the GIL makes threads
-useless here), while the other wheels are still being fetched, checked and unpacked. The
-files written are recorded with their hashes (`pyc-<cache tag>-<magic>.json` beside the
-tree) and checked against them before a later install uses them.
+useless here), while the other wheels are still being fetched, checked and unpacked.
+
+Every install compiles again from the sources it has just verified, as pip and uv do:
+bytecode is code the interpreter runs without looking at the source, and nothing can tell
+bytecode left in the cache by an earlier install from bytecode put there by whoever else
+can write to the cache (a restored CI cache, say). `--trust-cached-bytecode` (a reported
+weakening) reuses it instead: the files written are recorded with their hashes
+(`pyc-<cache tag>-<magic>.json` beside the tree), which catches accidents, not attacks.
 """
 
 from __future__ import annotations
@@ -63,8 +68,10 @@ class Bytecode:
     any thread), `finish` waits for the compiling and gives the trees with their bytecode.
     `close` stops the workers (after a failure elsewhere)."""
 
-    def __init__(self, target: Target, workers: int | None = None) -> None:
+    def __init__(self, target: Target, workers: int | None = None, *,
+                 reuse: bool = False) -> None:
         self.target = target
+        self.reuse = reuse
         self._workers = workers or min(os.cpu_count() or 1, 4)
         self._lock = threading.Lock()
         self._found: dict[Path, dict[str, tuple[str, str]]] = {}
@@ -94,7 +101,7 @@ class Bytecode:
     def add(self, u: Unpacked) -> None:
         if not self.target.cache_tag:
             return
-        cached = self._cached(u)
+        cached = self._cached(u) if self.reuse else None
         with self._lock:
             if cached is not None:
                 self._found[u.root] = cached

@@ -234,7 +234,7 @@ class Linker:
                 self.mode = "copy"  # this filesystem pair won't link: copy from now on
         shutil.copyfile(source, dest)
         st = os.stat(source)
-        # The same modification time keeps bytecode compiled in the cache valid.
+        # The same modification time keeps the bytecode compiled in the tree valid.
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
         mode = self._file_mode
         if executable:

@@ -263,6 +263,9 @@ class InstallOptions:
     #: How files get from the unpacked cache into the environment: "hardlink" (falls back
     #: to copying across filesystems) or "copy".
     link_mode: str = "hardlink"
+    #: `--trust-cached-bytecode`: link bytecode an earlier install compiled into the cache
+    #: instead of compiling it again from the verified sources.
+    trust_cached_bytecode: bool = False
     cache_dir: Path | None = None
     #: `--no-cache-dir`: a temporary cache for this run only.
     no_cache: bool = False
@@ -287,4 +290,7 @@ class InstallOptions:
                  for h in self.sources.trusted_hosts]
         if self.attestations.mode == "off":
             found.append("attestations not checked (--attestations off)")
+        if self.trust_cached_bytecode and self.compile_bytecode:
+            found.append("bytecode taken from the cache, not compiled from the verified "
+                         "sources (--trust-cached-bytecode)")
         return found

@@ -13,6 +13,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import NormalizedName
 
@@ -57,6 +58,8 @@ class Outcome:
     wheel_info: dict[NormalizedName, WheelInfo] = field(default_factory=dict)
     #: The verified wheels' trees in the unpacked cache, in the order of `verified`.
     unpacked: list[Unpacked] = field(default_factory=list)
+    #: What their bundled SBOMs hold (`sbom.prepare`), for the SBOM fragment.
+    bundled: dict[NormalizedName, Any] = field(default_factory=dict)
     unchanged: list[InstalledDist] = field(default_factory=list)
     result: InstallResult | None = None
     notes: list[str] = field(default_factory=list)
@@ -128,8 +131,8 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
     context = tls.create_context(src.certs)
     cache = Cache(None if options.no_cache else (options.cache_dir or default_cache_dir()))
     # Compiled as each wheel is unpacked, while the others are still on their way.
-    bytecode = (Bytecode(target) if options.compile_bytecode and not options.dry_run
-                else None)
+    bytecode = (Bytecode(target, reuse=options.trust_cached_bytecode)
+                if options.compile_bytecode and not options.dry_run else None)
     try:
         with Client(ssl_context=context, trusted_hosts=src.trusted_hosts, timeout=src.timeout,
                     retries=src.retries, proxy=src.proxy) as client:
@@ -292,7 +295,7 @@ def _prepare_sbom(outcome: Outcome) -> None:
     try:
         from .sbom import prepare
 
-        prepare(outcome.unpacked)
+        outcome.bundled = prepare(outcome.unpacked)
     except Exception:  # noqa: S110  # nosec B110 - redone, and reported, by write_fragment
         pass
 

@@ -4,7 +4,6 @@ installed now. Built with cyclonedx-python-lib, imported only when an SBOM is ma
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -22,7 +21,6 @@ from packaging.utils import NormalizedName, canonicalize_name
 from . import __version__
 from .client import redact_url
 from .errors import ConfigError, InstallError
-from .files import write_atomic
 from .install import find_installed, same_version
 from .models import VerifiedDist
 from .target import Target
@@ -44,8 +42,9 @@ FORMATS = ("cyclonedx-json", "spdx-json")
 MAX_LICENSE_NAME = 200
 #: Bundled (PEP 770) SBOMs are third-party data; a larger one is not read.
 MAX_BUNDLED_BYTES = 16 * 1024**2
-#: What was read of a wheel's bundled SBOMs, kept beside its unpacked tree.
-BUNDLED = "sbom-bundled.json"
+#: What a distribution's bundled SBOMs hold: their components (CycloneDX 1.6 JSON), and
+#: the properties that say which files were read.
+Bundled = tuple[list[Any], list[tuple[str, str]]]
 
 # Trove classifiers that name exactly one SPDX licence. The others ("BSD License", "Apache
 # Software License", GPL without a version) name a family, so they stay named licences.
@@ -163,9 +162,10 @@ def _fragment(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[st
                                   "source repository of the verified Trusted Publisher")])
         tree = trees.get(dist.name)
         have = installed.get(dist.name)
-        if tree is not None:
-            # The same files as the installed ones, and what was read of them is cached.
-            found = bundled(tree.root / tree.info.dist_info_dir, tree.root.parent / BUNDLED)
+        if dist.name in outcome.bundled:
+            found = outcome.bundled[dist.name]  # read while the files were being installed
+        elif tree is not None:
+            found = bundled(tree.root / tree.info.dist_info_dir)  # the same files
         elif have is not None and same_version(have.version, dist.version):
             found = bundled(have.dist_info)
         else:
@@ -190,14 +190,13 @@ def _fragment(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[st
     return bom, nested
 
 
-def prepare(unpacked: Iterable[Unpacked]) -> None:
+def prepare(unpacked: Iterable[Unpacked]) -> dict[NormalizedName, Bundled]:
     """Do ahead what a fragment of these wheels will need: cyclonedx imported, and their
-    bundled SBOMs read (into the cache)."""
+    bundled SBOMs read (from the unpacked trees, checked against RECORD just before)."""
     import cyclonedx.model.bom
     import cyclonedx.output.json  # noqa: F401
 
-    for u in unpacked:
-        bundled(u.root / u.info.dist_info_dir, u.root.parent / BUNDLED)
+    return {u.fetched.dist.name: bundled(u.root / u.info.dist_info_dir) for u in unpacked}
 
 
 def _nest(text: str, nested: Mapping[str, list[Any]]) -> str:
@@ -537,18 +536,10 @@ def _read_bundled(dist_info: Path) -> Iterator[tuple[Bom | None, list[tuple[str,
         yield found, [("secinstall:bundled-sbom", rel)]
 
 
-def bundled(dist_info: Path, cache: Path | None = None,
-            ) -> tuple[list[Any], list[tuple[str, str]]]:
-    """The components of a distribution's bundled SBOMs (PEP 770) as CycloneDX 1.6 JSON,
-    and the properties that say which were read. With `cache` (a file beside the wheel's
-    unpacked tree: its files never change), worked out once: parsing third-party SBOMs
-    through the object model is slow."""
-    if cache is not None:
-        try:
-            kept = json.loads(cache.read_text(encoding="utf-8"))
-            return list(kept["components"]), [(str(k), str(v)) for k, v in kept["properties"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+def bundled(dist_info: Path) -> Bundled:
+    """The components of a distribution's bundled SBOMs (PEP 770), as CycloneDX 1.6 JSON,
+    and the properties that say which files were read. Read again at every install, not
+    cached: an SBOM says what is installed, and must not take that from a cache."""
     components: list[Component] = []
     props: list[tuple[str, str]] = []
     for found, said in _read_bundled(dist_info):
@@ -560,9 +551,6 @@ def bundled(dist_info: Path, cache: Path | None = None,
     # Each component on its own: a whole Bom would sort and compare them all first.
     as_json = [json.loads(c.as_json(view_=SchemaVersion1Dot6))  # type: ignore[attr-defined]
                for c in components]
-    if cache is not None:
-        with contextlib.suppress(OSError):
-            write_atomic(cache, json.dumps({"components": as_json, "properties": props}))
     return as_json, props
 
 

@@ -8,7 +8,7 @@ That costs a read of page-cached files, far less than inflating them. The tree's
 read-only: an installed file is the same inode, and an edit through it would otherwise
 change the cache (the next use would find that, and extract again).
 
-Bytecode is compiled in the tree too (`bytecode`), and checked the same way before use.
+Each install compiles the bytecode into the tree too (`bytecode`), then links it as well.
 
 Layout, beside the wheel in `files/sha256/<aa>/<digest>/`: `unpacked/` (the members).
 """

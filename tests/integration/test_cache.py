@@ -3,6 +3,8 @@ takes from the cache is checked again (hash, provenance) before it is used."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import shutil
 import tempfile
@@ -169,9 +171,13 @@ def test_warm_install_links_the_verified_tree(
     for env in (venv, other):
         installed = env.purelib / MODULE
         assert installed.stat().st_ino == cached.stat().st_ino
-        assert _pyc(env).stat().st_ino == (tree / "linked" / "__pycache__" / _pyc(env).name
-                                           ).stat().st_ino
         assert _imports(env) == "1.0"
+    # The bytecode, compiled again by each install, is linked from the tree too; the first
+    # environment keeps the file it was given.
+    cached_pyc = tree / "linked" / "__pycache__" / _pyc(other).name
+    assert _pyc(other).stat().st_ino == cached_pyc.stat().st_ino
+    assert _pyc(venv).stat().st_ino != cached_pyc.stat().st_ino
+    assert _pyc(venv).read_bytes() == cached_pyc.read_bytes()
     assert cached.stat().st_mode & 0o777 == 0o444  # an edit through a link can't go unseen
     assert cached.stat().st_nlink == 3
     # A script whose `#!python` line is rewritten for the environment is written, not linked.
@@ -227,21 +233,58 @@ def test_changed_tree_file_is_found_and_extracted_again(
     assert _imports(other) == "1.0"
 
 
-def test_changed_cached_bytecode_is_compiled_again(
+def _poison_cached_bytecode(tmp_path: Path) -> tuple[bytes, bytes]:
+    """Change the bytecode in the cache as whoever can write there could: the file and the
+    record of its hash alike. Returns (the good bytes, the poisoned ones)."""
+    (pyc,) = (_tree(tmp_path) / "linked" / "__pycache__").glob("*.pyc")
+    good = pyc.read_bytes()
+    bad = good[:-1] + bytes([good[-1] ^ 0xFF])  # same size, other code
+    pyc.chmod(0o644)
+    pyc.write_bytes(bad)
+    (record,) = (tmp_path / "cache").rglob("pyc-*.json")
+    kept = json.loads(record.read_text(encoding="utf-8"))
+    digest = base64.urlsafe_b64encode(hashlib.sha256(bad).digest()).decode().rstrip("=")
+    kept = {member: [path, f"sha256={digest}"] for member, (path, _hash) in kept.items()}
+    record.write_text(json.dumps(kept), encoding="utf-8")
+    return good, bad
+
+
+def test_bytecode_is_compiled_again_at_every_install(
     index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
 ) -> None:
+    """Bytecode in the cache could have been put there by anyone who can write to it: it is
+    compiled again from the verified sources, unless --trust-cached-bytecode says not to."""
     wheel = _linked_wheel(make_wheel)
     index.add(wheel)
     assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
-    (pyc,) = (_tree(tmp_path) / "linked" / "__pycache__").glob("*.pyc")
-    good = pyc.read_bytes()
-    pyc.chmod(0o644)
-    pyc.write_bytes(good[:-1] + bytes([good[-1] ^ 0xFF]))  # same size, other code
+    good, _bad = _poison_cached_bytecode(tmp_path)
 
     other = _venv_like(venv, tmp_path, "other")
     assert _pinned_install(index, ca_file, other, tmp_path, wheel) == 0
     assert _pyc(other).read_bytes() == good
     assert _imports(other) == "1.0"
+
+
+def test_trust_cached_bytecode_is_a_reported_weakening(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    wheel = _linked_wheel(make_wheel)
+    index.add(wheel)
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
+    _good, bad = _poison_cached_bytecode(tmp_path)
+    capsys.readouterr()
+
+    other = _venv_like(venv, tmp_path, "other")
+    assert _pinned_install(index, ca_file, other, tmp_path, wheel,
+                           "--trust-cached-bytecode") == 0
+    assert _pyc(other).read_bytes() == bad  # what the flag trusts: the cache, as it is
+    err = capsys.readouterr().err
+    assert "verification weakened: bytecode taken from the cache" in err
+    (fragment,) = (other.path / ".secinstall" / "sbom").glob("*.cdx.json")
+    props = json.loads(fragment.read_text(encoding="utf-8"))["metadata"]["properties"]
+    assert {"name": "secinstall:weakened", "value": "bytecode taken from the cache, not "
+            "compiled from the verified sources (--trust-cached-bytecode)"} in props
 
 
 def test_lying_record_leaves_no_tree_in_the_cache(

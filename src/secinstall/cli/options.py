@@ -131,6 +131,11 @@ def add_install_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prefix", metavar="DIR", help="install under this prefix")
     g.add_argument("--no-compile", action="store_true", default=None,
                    help="don't compile bytecode")
+    g.add_argument("--trust-cached-bytecode", action="store_true", default=None,
+                   help="link the bytecode an earlier install compiled into secinstall's "
+                        "cache instead of compiling it again from the verified sources: "
+                        "faster, but it trusts whoever can write to the cache (a weakening, "
+                        "reported)")
     g.add_argument("--link-mode", choices=("hardlink", "copy"), default=None,
                    help="how files get from secinstall's unpacked cache into the "
                         "environment: hard links (the default except on Windows, where a "
@@ -264,6 +269,8 @@ def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
         pre=bool(s("pre", args.pre, False) or reqs.pre),
         dry_run=bool(s("dry-run", args.dry_run, False)),
         compile_bytecode=not s("no-compile", args.no_compile, False),
+        trust_cached_bytecode=bool(s("trust-cached-bytecode", args.trust_cached_bytecode,
+                                     False)),
         link_mode=link_mode(s("link-mode", args.link_mode,
                               "copy" if os.name == "nt" else "hardlink")),
         cache_dir=cache_dir_from(s, args),
