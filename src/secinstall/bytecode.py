@@ -148,8 +148,6 @@ class Bytecode:
             base = str(u.root)
             for m in compiled_members(u.info):
                 pyc = pyc_name(m.path, tag)
-                with contextlib.suppress(OSError):
-                    os.chmod(os.path.join(base, pyc), 0o444)  # as read-only as the tree
                 have = hash_file(os.path.join(base, pyc), "sha256")
                 if have is not None:  # a file that doesn't compile is installed all the same
                     found[m.path] = (pyc, have[0])

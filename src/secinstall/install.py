@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -345,15 +345,28 @@ def _script_kind() -> str:
     return "win-arm64" if machine in ("arm64", "aarch64") else "win-amd64"
 
 
-def install_wheels(txn: Transaction, target: Target, wheels: Sequence[VerifiedDist],
-                   unpacked: Sequence[Unpacked], replace: Sequence[InstalledDist], *,
-                   compile_bytecode: bool = True, link_mode: str = "hardlink") -> list[str]:
-    """Within `txn`: remove `replace`, then put the files of `unpacked` (the trees of
-    `wheels`, in order: where two share a file, the later one's wins, as in pip) in
-    place, with their bytecode; returns warnings.
+@dataclass
+class Installing:
+    """An install under way: old versions moved aside and the wheels' plain files in
+    place; `finish_install` adds their bytecode and what installer writes."""
 
-    One wheel after the other: installing them in threads was measured slower (the GIL),
-    but the directories are all made ahead, at once (`Transaction.make_dirs_many`)."""
+    txn: Transaction
+    target: Target
+    wheels: Sequence[VerifiedDist]
+    placements: list[list[_Placement]]
+    linker: Linker
+    placed: list[list[tuple[str, Any]]]
+    warnings: list[str]
+
+
+def begin_install(txn: Transaction, target: Target, wheels: Sequence[VerifiedDist],
+                  unpacked: Sequence[Unpacked], replace: Sequence[InstalledDist], *,
+                  link_mode: str = "hardlink") -> Installing:
+    """Within `txn`: remove `replace` and link the plain files of `unpacked` (while their
+    bytecode may still be compiling). One wheel after the other: installing them in
+    threads was measured slower (the GIL), but all directories are made ahead, at once."""
+    from installer.records import Hash, RecordEntry
+
     warnings: list[str] = []
     for old in replace:
         warnings += remove_distribution(txn, old, target)
@@ -362,49 +375,68 @@ def install_wheels(txn: Transaction, target: Target, wheels: Sequence[VerifiedDi
     with contextlib.suppress(OSError):
         # A failure here is met again below by the wheel concerned, which names it.
         txn.make_dirs_many(_directories(target, placements, unpacked))
-    for v, u, p in zip(wheels, unpacked, placements, strict=True):
-        _install_one(txn, target, v, u, p, linker, compile_bytecode)
-    return warnings
+    placed: list[list[tuple[str, Any]]] = []
+    for v, u, wheel in zip(wheels, unpacked, placements, strict=True):
+        files: list[tuple[str, str, bool]] = []
+        records: list[tuple[str, Any]] = []
+        root = str(u.root)
+        for p in wheel:
+            if p.scheme == "scripts":
+                continue  # installer rewrites their `#!python` line
+            files.append((os.path.join(root, p.member.path), p.dest, p.member.executable))
+            algorithm, _, value = p.member.hash.partition("=")
+            records.append((p.scheme, RecordEntry(p.path, Hash(algorithm, value),
+                                                  p.member.size)))
+        with _naming(v):
+            txn.make_dirs_many(_directories(target, [wheel], [u]))
+            _place_all(txn, linker, files)
+        placed.append(records)
+    return Installing(txn, target, wheels, placements, linker, placed, warnings)
 
 
-def _install_one(txn: Transaction, target: Target, v: VerifiedDist, u: Unpacked,
-                 placements: Sequence[_Placement], linker: Linker,
-                 compile_bytecode: bool) -> None:
-    """One wheel: its plain files (and their bytecode) linked in place here; installer
-    does the rest (scripts, whose `#!python` it rewrites, entry points, metadata, RECORD)."""
+def finish_install(installing: Installing, unpacked: Sequence[Unpacked], *,
+                   compile_bytecode: bool = True) -> list[str]:
+    """Link the bytecode compiled in `unpacked` (the same trees, now with it), and let
+    installer write scripts, entry points, metadata and RECORD; returns warnings."""
     from installer import install
-    from installer.exceptions import InstallerError
-    from installer.records import Hash, RecordEntry
-    from installer.utils import Scheme
+    from installer.records import RecordEntry
 
-    files: list[tuple[str, str, bool]] = []
-    root = str(u.root)
-    placed: list[tuple[Scheme, RecordEntry]] = []
-    bytecode = u.bytecode if compile_bytecode else {}
-    for p in placements:
-        if p.scheme == "scripts":
-            continue
-        files.append((os.path.join(root, p.member.path), p.dest, p.member.executable))
-        algorithm, _, value = p.member.hash.partition("=")
-        scheme = cast(Scheme, p.scheme)
-        placed.append((scheme, RecordEntry(p.path, Hash(algorithm, value), p.member.size)))
-        if p.member.path in bytecode and p.scheme in ("purelib", "platlib"):
+    txn, target, linker = installing.txn, installing.target, installing.linker
+    for v, u, wheel, records in zip(installing.wheels, unpacked, installing.placements,
+                                    installing.placed, strict=True):
+        bytecode = u.bytecode if compile_bytecode else {}
+        files: list[tuple[str, str, bool]] = []
+        placed = list(records)
+        for p in wheel:
+            if p.member.path not in bytecode or p.scheme not in ("purelib", "platlib"):
+                continue
             pyc = bytecode[p.member.path][0].rpartition("/")[2]
             head = posixpath.dirname(p.path)
-            rel = f"{head}/__pycache__/{pyc}" if head else f"__pycache__/{pyc}"
-            files.append((os.path.join(root, bytecode[p.member.path][0]),
+            files.append((os.path.join(str(u.root), bytecode[p.member.path][0]),
                           os.path.join(os.path.dirname(p.dest), "__pycache__", pyc), False))
             # pip lists the bytecode in RECORD too, so that uninstalling removes it.
-            placed.append((scheme, RecordEntry(rel, None, None)))
-    dest = _destination_class()(
-        scheme_dict=dict(target.scheme), interpreter=str(target.python),
-        script_kind=_script_kind(), txn=txn, linker=linker, placed=placed,
-    )
-    scripts = [p.member for p in placements if p.scheme == "scripts"]
+            placed.append((p.scheme, RecordEntry(f"{head}/__pycache__/{pyc}" if head
+                                                 else f"__pycache__/{pyc}", None, None)))
+        dest = _destination_class()(
+            scheme_dict=dict(target.scheme), interpreter=str(target.python),
+            script_kind=_script_kind(), txn=txn, linker=linker, placed=placed,
+        )
+        scripts = [p.member for p in wheel if p.scheme == "scripts"]
+        with _naming(v):
+            if files:
+                txn.make_dirs_many({Path(os.path.dirname(f[1])) for f in files})
+                _place_all(txn, linker, files)
+            install(_tree_source_class()(u, scripts), dest, _additional_metadata(v))
+    return installing.warnings
+
+
+@contextlib.contextmanager
+def _naming(v: VerifiedDist) -> Iterator[None]:
+    """A failure while installing `v` names its file."""
+    from installer.exceptions import InstallerError
+
     try:
-        txn.make_dirs_many(_directories(target, [placements], [u]))
-        _place_all(txn, linker, files)
-        install(_tree_source_class()(u, scripts), dest, _additional_metadata(v))
+        yield
     except SecinstallError as exc:
         # Raised by our destination (e.g. a directory in the way): name the wheel too.
         raise InstallError(

@@ -24,7 +24,7 @@ from .client import Client
 from .errors import HashesRequiredError, SecinstallError
 from .fetch import fetch_each
 from .index import Finder
-from .install import find_installed, install_wheels
+from .install import begin_install, find_installed, finish_install
 from .models import (
     AttestationPolicy,
     FetchedFile,
@@ -254,9 +254,6 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log,
     # The SBOM's slow part (reading bundled SBOMs, importing cyclonedx) is done meanwhile.
     preparing = threading.Thread(target=_prepare_sbom, args=(outcome,), daemon=True)
     preparing.start()
-    if bytecode is not None:
-        # In the cache, outside the environment's lock: nothing here changes the target.
-        outcome.unpacked = bytecode.finish(outcome.unpacked)
     with environment_lock(target.state_dir,
                           on_wait=lambda: log("waiting for another secinstall process to "
                                               "finish with this environment")):
@@ -265,9 +262,13 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log,
         replace = [installed[v.dist.name] for v in outcome.verified if v.dist.name in installed]
         try:
             with Transaction(target.state_dir) as txn:
-                warnings = install_wheels(txn, target, outcome.verified, outcome.unpacked,
-                                          replace, compile_bytecode=options.compile_bytecode,
-                                          link_mode=options.link_mode)
+                installing = begin_install(txn, target, outcome.verified, outcome.unpacked,
+                                           replace, link_mode=options.link_mode)
+                if bytecode is not None:
+                    # Compiling went on while the files above were linked.
+                    outcome.unpacked = bytecode.finish(outcome.unpacked)
+                warnings = finish_install(installing, outcome.unpacked,
+                                          compile_bytecode=options.compile_bytecode)
                 outcome.result = InstallResult(installed=tuple(outcome.verified),
                                                removed=tuple(replace),
                                                unchanged=tuple(outcome.unchanged),
