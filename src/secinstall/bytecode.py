@@ -37,11 +37,18 @@ from .verify.wheel import Member, WheelInfo
 #: Files at which compiling moves to worker processes: fewer are compiled in-process (a
 #: process costs about as much to start as compiling 100 files).
 PYC_PER_WORKER = 150
+# Paths arrive NUL-terminated: a file name can hold a newline (RECORD's line-by-line
+# reading refuses such wheels today), never a NUL.
 _WORKER = ("import sys, py_compile\n"
-           "for line in sys.stdin.buffer:\n"
-           "    try: py_compile.compile(line.rstrip(b'\\n').decode('utf-8', 'surrogateescape'),"
-           " doraise=True, quiet=2)\n"
-           "    except Exception: pass\n")
+           "rest = b''\n"
+           "while True:\n"
+           "    chunk = sys.stdin.buffer.read1(65536)\n"
+           "    if not chunk: break\n"
+           "    *paths, rest = (rest + chunk).split(b'\\0')\n"
+           "    for p in paths:\n"
+           "        try: py_compile.compile(p.decode('utf-8', 'surrogateescape'), doraise=True,"
+           " quiet=2)\n"
+           "        except Exception: pass\n")
 
 
 def compiled_members(info: WheelInfo) -> Iterator[Member]:
@@ -125,7 +132,7 @@ class Bytecode:
         for path in self._pending:
             stdin = self._procs[self._sent % len(self._procs)].stdin
             assert stdin is not None  # noqa: S101  # nosec B101 - PIPE above
-            stdin.write(os.fsencode(path) + b"\n")
+            stdin.write(os.fsencode(path) + b"\0")
             self._sent += 1
         for proc in self._procs:
             assert proc.stdin is not None  # noqa: S101  # nosec B101 - PIPE above

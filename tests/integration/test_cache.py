@@ -367,3 +367,27 @@ def test_no_compile_installs_no_cached_bytecode(
     assert not list(other.purelib.rglob("*.pyc"))
     record = (other.purelib / "linked-1.0.dist-info" / "RECORD").read_text(encoding="utf-8")
     assert ".pyc" not in record
+
+
+def test_a_file_name_with_a_newline_is_refused_and_compiles_nothing(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """RECORD can't list such a name line by line, so the wheel is refused; and were it
+    not, paths go to the compiling processes NUL-separated, so the name could never turn
+    into a second path (here `x.py` in the current directory)."""
+    from secinstall.bytecode import PYC_PER_WORKER
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "x.py").write_text("X = 1\n", encoding="utf-8")
+    monkeypatch.chdir(cwd)
+    files: dict[str, str | bytes] = {f"nl/m{i}.py": "" for i in range(PYC_PER_WORKER)}
+    files["nl/evil\nx.py"] = "Y = 2\n"
+    wheel = make_wheel("nl", "1.0", files=files)
+    index.add(wheel)
+
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 1
+    assert f"error: {wheel.name} is refused: RECORD" in capsys.readouterr().err
+    assert not (cwd / "__pycache__").exists()
+    assert not (venv.purelib / "nl").exists()
