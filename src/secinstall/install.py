@@ -218,9 +218,6 @@ class Linker:
 
     def __init__(self, mode: str = "hardlink") -> None:
         self.mode = mode
-        umask = os.umask(0)
-        os.umask(umask)
-        self._file_mode = 0o666 & ~umask
 
     def place(self, source: str | Path, dest: str | Path, executable: bool) -> None:
         if self.mode == "hardlink":
@@ -236,10 +233,11 @@ class Linker:
         st = os.stat(source)
         # The same modification time keeps the bytecode compiled in the tree valid.
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
-        mode = self._file_mode
+        # copyfile made `dest` with the umask's mode (reading the umask means setting it,
+        # which would race with other threads); executable: x where r is, as installer does.
         if executable:
-            mode |= (mode & 0o444) >> 2
-        os.chmod(dest, mode)
+            mode = os.stat(dest).st_mode
+            os.chmod(dest, mode | ((mode & 0o444) >> 2))
 
 
 def _tree_source_class() -> type:

@@ -210,7 +210,7 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
                                 policy=options.attestations, trust=trust, tags=target.tags,
                                 contents=False)
         # The members' hashes: checked as each is extracted, or again in the cached tree.
-        tree = unpack(fetched, info, cache.home(fetched.sha256))
+        tree = unpack(fetched, info, cache.home(fetched.sha256), read_only=not options.no_cache)
         if bytecode is not None:
             bytecode.add(tree)
         return verified, info, tree

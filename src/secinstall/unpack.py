@@ -80,11 +80,18 @@ def _intact(root: Path, members: Iterable[Member]) -> bool:
     return True
 
 
-def _read_only(executable: bool) -> int:
-    return 0o555 if executable else 0o444
+def _set_mode(path: str, executable: bool, read_only: bool) -> None:
+    if read_only:
+        os.chmod(path, 0o555 if executable else 0o444)
+    elif executable:
+        # As installer does: x where r is; the file was made with the umask's mode (the
+        # umask can't be read without setting it, which would race with other threads).
+        mode = os.stat(path).st_mode
+        os.chmod(path, mode | ((mode & 0o444) >> 2))
 
 
-def _extract(zf: zipfile.ZipFile, members: Sequence[Member], into: Path) -> list[str]:
+def _extract(zf: zipfile.ZipFile, members: Sequence[Member], into: Path,
+             read_only: bool = True) -> list[str]:
     """Write `members` under `into`, hashing each as it is inflated; the problems found."""
     problems = []
     made: set[str] = set()
@@ -106,7 +113,7 @@ def _extract(zf: zipfile.ZipFile, members: Sequence[Member], into: Path) -> list
                 out.write(chunk)
         if _digest(algorithm, h) != m.hash or size != m.size:
             problems.append(f"RECORD: hash / size of {m.path} didn't match RECORD")
-        os.chmod(dest, _read_only(m.executable))
+        _set_mode(dest, m.executable, read_only)
     return problems
 
 
@@ -121,10 +128,13 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def unpack(fetched: FetchedFile, info: WheelInfo, home: Path) -> Unpacked:
+def unpack(fetched: FetchedFile, info: WheelInfo, home: Path, *,
+           read_only: bool = True) -> Unpacked:
     """The tree of `fetched` under `home` (its directory in the cache): reused when every
     file still matches RECORD, else extracted again, checking each member against RECORD
-    (a mismatch refuses the wheel: nothing of it is installed)."""
+    (a mismatch refuses the wheel: nothing of it is installed). `read_only=False` for a
+    cache that lives for one run (`--no-cache-dir`): nothing to protect, and the linked
+    files get the usual modes."""
     root = home / TREE
     if root.is_dir() and _intact(root, info.members):
         return Unpacked(fetched, info, root, {})
@@ -133,7 +143,7 @@ def unpack(fetched: FetchedFile, info: WheelInfo, home: Path) -> Unpacked:
     try:
         try:
             with zipfile.ZipFile(fetched.path) as zf:
-                problems = _extract(zf, info.members, staging)
+                problems = _extract(zf, info.members, staging, read_only)
         except OSError as exc:
             if exc.filename is None:  # not a file of ours: the archive itself
                 raise WheelError(f"{fetched.path.name} is not a readable wheel: {exc}") from exc

@@ -118,6 +118,10 @@ def test_no_cache_dir_leaves_nothing(
                  "--no-cache-dir", "--python", str(venv.python), "-r", str(reqs)])
     assert code == 0
     assert not (tmp_path / "cache").exists()
+    # Linked from a tree that lived for this run only: no cache to protect, usual modes.
+    installed = venv.purelib / "warm" / "__init__.py"
+    assert installed.stat().st_mode & 0o200
+    assert installed.stat().st_nlink == 1
 
 
 # --- the unpacked tree: installed by linking, checked before every use ---------------------
