@@ -25,3 +25,10 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> N
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def make_executable(path: str | Path) -> None:
+    """Add x where the file has r, as installer does for scripts. The file keeps the mode
+    the umask gave it: reading the umask means setting it, which threads would race on."""
+    mode = os.stat(path).st_mode
+    os.chmod(path, mode | ((mode & 0o444) >> 2))

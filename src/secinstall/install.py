@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, cast
 from packaging.utils import NormalizedName, canonicalize_name
 
 from .errors import InstallError, SecinstallError
+from .files import make_executable
 from .models import InstalledDist, VerifiedDist
 from .target import Target
 from .transaction import Transaction
@@ -233,11 +234,8 @@ class Linker:
         st = os.stat(source)
         # The same modification time keeps the bytecode compiled in the tree valid.
         os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
-        # copyfile made `dest` with the umask's mode (reading the umask means setting it,
-        # which would race with other threads); executable: x where r is, as installer does.
         if executable:
-            mode = os.stat(dest).st_mode
-            os.chmod(dest, mode | ((mode & 0o444) >> 2))
+            make_executable(dest)
 
 
 def _tree_source_class() -> type:
@@ -321,19 +319,6 @@ def _additional_metadata(v: VerifiedDist) -> dict[str, bytes]:
     return extra
 
 
-def _directories(target: Target, placements: Sequence[Sequence[_Placement]],
-                 unpacked: Sequence[Unpacked]) -> set[Path]:
-    """The directories the wheels' files go to (bytecode's `__pycache__` included)."""
-    names = {os.path.dirname(p.dest) for wheel in placements for p in wheel}
-    names |= {os.path.join(os.path.dirname(p.dest), "__pycache__")
-              for wheel, u in zip(placements, unpacked, strict=True)
-              for p in wheel if p.member.path in u.bytecode}
-    dirs = {Path(d) for d in names}
-    if any(u.path(f"{u.info.dist_info_dir}/entry_points.txt").is_file() for u in unpacked):
-        dirs.add(Path(target.scheme["scripts"]))
-    return dirs
-
-
 def _script_kind() -> str:
     if os.name != "nt":
         return "posix"
@@ -371,8 +356,10 @@ def begin_install(txn: Transaction, target: Target, wheels: Sequence[VerifiedDis
     linker = Linker(link_mode)
     placements = [_placements(target, u) for u in unpacked]
     with contextlib.suppress(OSError):
-        # A failure here is met again below by the wheel concerned, which names it.
-        txn.make_dirs_many(_directories(target, placements, unpacked))
+        # All wheels' directories at once; a failure here is met again by the wheel
+        # concerned (`_place_all`), which names it.
+        txn.make_dirs_many({Path(os.path.dirname(p.dest)) for wheel in placements
+                            for p in wheel})
     placed: list[list[tuple[str, Any]]] = []
     for v, u, wheel in zip(wheels, unpacked, placements, strict=True):
         files: list[tuple[str, str, bool]] = []
@@ -386,7 +373,6 @@ def begin_install(txn: Transaction, target: Target, wheels: Sequence[VerifiedDis
             records.append((p.scheme, RecordEntry(p.path, Hash(algorithm, value),
                                                   p.member.size)))
         with _naming(v):
-            txn.make_dirs_many(_directories(target, [wheel], [u]))
             _place_all(txn, linker, files)
         placed.append(records)
     return Installing(txn, target, wheels, placements, linker, placed, warnings)
@@ -421,9 +407,7 @@ def finish_install(installing: Installing, unpacked: Sequence[Unpacked], *,
         )
         scripts = [p.member for p in wheel if p.scheme == "scripts"]
         with _naming(v):
-            if files:
-                txn.make_dirs_many({Path(os.path.dirname(f[1])) for f in files})
-                _place_all(txn, linker, files)
+            _place_all(txn, linker, files)
             install(_tree_source_class()(u, scripts), dest, _additional_metadata(v))
     return installing.warnings
 

@@ -88,6 +88,8 @@ class Transaction:
     # -- recording ----------------------------------------------------------------------
 
     def _log(self, *entries: dict[str, Any]) -> None:
+        if not entries:
+            return
         if self._journal is None:
             self.backup.mkdir(parents=True)
             self._journal = (self.dir / JOURNAL).open("a", encoding="utf-8")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InstallError, WheelError
+from .files import make_executable
 from .models import FetchedFile
 from .verify.wheel import UNREADABLE, Member, WheelInfo
 
@@ -84,10 +85,7 @@ def _set_mode(path: str, executable: bool, read_only: bool) -> None:
     if read_only:
         os.chmod(path, 0o555 if executable else 0o444)
     elif executable:
-        # As installer does: x where r is; the file was made with the umask's mode (the
-        # umask can't be read without setting it, which would race with other threads).
-        mode = os.stat(path).st_mode
-        os.chmod(path, mode | ((mode & 0o444) >> 2))
+        make_executable(path)
 
 
 def _extract(zf: zipfile.ZipFile, members: Sequence[Member], into: Path,
