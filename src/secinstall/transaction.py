@@ -108,21 +108,13 @@ class Transaction:
 
     def make_dirs(self, path: Path) -> None:
         """Create `path` and missing parents, journaling each directory created."""
-        missing = []
-        probe = path
-        while probe not in self._dirs and not probe.exists():
-            missing.append(probe)
-            probe = probe.parent
-        for d in reversed(missing):
-            self._log({"op": "mkdir", "path": str(d)})
-            d.mkdir()
-        self._dirs.update(missing)
-        self._dirs.add(probe)
+        self.make_dirs_many((path,))
 
     def make_dirs_many(self, paths: Iterable[Path], workers: int = 8) -> None:
-        """`make_dirs` for many directories at once: journaled in one write, then made in
-        parallel, parents first (on some filesystems each directory takes a fraction of a
-        millisecond to create, and many at once take little longer than one)."""
+        """Create `paths` and their missing parents: journaled in one write, then made
+        parents first, in parallel where there are several (on some filesystems each
+        directory takes a fraction of a millisecond to create, and many at once take
+        little longer than one)."""
         missing: set[Path] = set()
         for path in paths:
             probe = path
@@ -134,14 +126,18 @@ class Transaction:
             return
         ordered = sorted(missing, key=lambda p: (len(p.parts), str(p)))
         self._log(*({"op": "mkdir", "path": str(d)} for d in ordered))
-        levels: dict[int, list[Path]] = {}
-        for d in ordered:
-            levels.setdefault(len(d.parts), []).append(d)
-        from concurrent.futures import ThreadPoolExecutor
+        if len(ordered) <= 2:
+            for d in ordered:  # a thread pool costs more than it saves here
+                d.mkdir()
+        else:
+            levels: dict[int, list[Path]] = {}
+            for d in ordered:
+                levels.setdefault(len(d.parts), []).append(d)
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for level in levels.values():
-                list(pool.map(Path.mkdir, level))
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for level in levels.values():
+                    list(pool.map(Path.mkdir, level))
         self._dirs.update(missing)
 
     def move_aside(self, path: str | Path) -> None:
