@@ -156,26 +156,27 @@ def _dist_info_problems(names: set[str], name: str, version: str) -> tuple[str |
 
 
 def _record_problems(source: WheelFile, names: set[str], dist_info: str,
-                     path: Path, contents: bool = True) -> list[str]:
+                     path: Path, contents: bool = True) -> tuple[list[str], list[Any]]:
     """RECORD must list every file of the archive with its true hash and size, and
-    nothing that isn't there (without `contents`, hashes and sizes aren't read)."""
+    nothing that isn't there (without `contents`, hashes and sizes aren't read). The
+    problems, and RECORD's rows (for `_members`)."""
     from installer.exceptions import InstallerError
     from installer.records import InvalidRecordEntry, parse_record_file
 
     record = f"{dist_info}/RECORD"
     if record not in names:
-        return [f"it has no {record}"]
+        return [f"it has no {record}"], []
     try:
         rows = list(parse_record_file(source.read_dist_info("RECORD").splitlines()))
     except (InvalidRecordEntry, ValueError, csv.Error) as exc:
-        return [f"RECORD: not a valid RECORD file: {exc}"]
+        return [f"RECORD: not a valid RECORD file: {exc}"], []
     # Checked first: installer would hash with whatever RECORD names (md5, or shake_128,
     # whose digest() then fails with a TypeError).
     problems = [f"RECORD: {row[0]} is hashed with {algorithm!r}; a wheel's RECORD uses "
                 "sha256 or stronger" for row in rows
                 if row[1] and (algorithm := row[1].partition("=")[0]) not in RECORD_HASHES]
     if problems:
-        return problems
+        return problems, rows
     try:
         source.validate_record(validate_contents=contents)
     except (InstallerError, ValueError) as exc:
@@ -185,7 +186,7 @@ def _record_problems(source: WheelFile, names: set[str], dist_info: str,
     files = {n for n in names if not n.endswith("/")}
     problems += [f"RECORD: lists {row[0]}, which is not in the archive"
                  for row in rows if row[0] not in files]
-    return problems
+    return problems, rows
 
 
 def _pth_files(names: set[str], data_dir: str) -> tuple[str, ...]:
@@ -249,13 +250,14 @@ def check_wheel(fetched: FetchedFile, target_tags: tuple[str, ...], *,
             problems += _data_problems(seen, source.data_dir)
             if f"{dist_info}/entry_points.txt" in seen:
                 problems += _entry_point_problems(source.read_dist_info("entry_points.txt"))
-            problems += _record_problems(source, seen, dist_info, path, contents)
+            record_problems, rows = _record_problems(source, seen, dist_info, path, contents)
+            problems += record_problems
             if f"{dist_info}/METADATA" not in seen:
                 raise WheelError(f"{path.name} is refused: it has no {dist_info}/METADATA",
                                  details=[*problems, f"it has no {dist_info}/METADATA"])
             meta = metadata_json(source.read_dist_info("METADATA"))
             pth = _pth_files(seen, source.data_dir)
-            members = () if problems else _members(source, infos, dist_info)
+            members = () if problems else _members(rows, infos, dist_info)
             data_dir = source.data_dir
     except WheelError:
         raise
@@ -272,12 +274,10 @@ def check_wheel(fetched: FetchedFile, target_tags: tuple[str, ...], *,
                      members=members)
 
 
-def _members(source: WheelFile, infos: list[zipfile.ZipInfo],
+def _members(record: list[Any], infos: list[zipfile.ZipInfo],
              dist_info: str) -> tuple[Member, ...]:
-    """The files to install, from a RECORD already found complete and well-formed."""
-    from installer.records import parse_record_file
-
-    rows = {row[0]: row for row in parse_record_file(source.read_dist_info("RECORD").splitlines())}
+    """The files to install, from RECORD's rows, already found complete and well-formed."""
+    rows = {row[0]: row for row in record}
     skip = {f"{dist_info}/RECORD", f"{dist_info}/RECORD.jws", f"{dist_info}/RECORD.p7s"}
     members = []
     for info in infos:
