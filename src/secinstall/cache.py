@@ -46,12 +46,11 @@ class Cache:
 
     def path_for(self, sha256: str, filename: str) -> Path:
         # Both come from an index (or pip's report): neither may lead out of the cache.
-        if not _SHA256.fullmatch(sha256):
-            raise FetchError(f"refusing {sha256!r} as a sha256 digest for the cache")
+        home = self.home(sha256)
         if filename in ("", ".", "..") or any(c in filename for c in "/\\\0"):
             raise FetchError(f"refusing the file name {filename!r}: an index must name a "
                              "file, not a path")
-        return self.files / sha256[:2] / sha256 / filename
+        return home / filename
 
     def lookup(self, sha256: str, filename: str) -> Path | None:
         if not _SHA256.fullmatch(sha256):
@@ -104,7 +103,7 @@ class Cache:
         """The listing and cached file of a verified file with this sha256, if cached."""
         if not _SHA256.fullmatch(sha256):
             return None
-        entry = _read_json(self.files / sha256[:2] / sha256 / LISTING)
+        entry = _read_json(self.home(sha256) / LISTING)
         try:
             fields = dict(entry["file"]) if entry else None
             if fields is None:
@@ -120,7 +119,7 @@ class Cache:
         when it was known to have none — or (False, None) when nothing is recorded."""
         if not _SHA256.fullmatch(sha256):
             return False, None
-        entry = _read_json(self.files / sha256[:2] / sha256 / LISTING)
+        entry = _read_json(self.home(sha256) / LISTING)
         if not isinstance(entry, dict) or "provenance" not in entry:
             return False, None
         prov = entry["provenance"]

@@ -22,7 +22,6 @@ CHUNK = 1024 * 1024
 #: Provenance objects are a few kB; more is a broken or hostile server.
 MAX_PROVENANCE_BYTES = 4 * 1024**2
 PYPI_FILES_HOST = "files.pythonhosted.org"
-T = TypeVar("T")
 INTEGRITY_API = "https://pypi.org/integrity/{name}/{version}/{filename}/provenance"
 
 
@@ -162,6 +161,9 @@ def fetch_all(client: Client, cache: Cache, dists: Sequence[PlannedDist], *,
     """Fetch `dists` in parallel; the first failure is raised after the others stop."""
     return fetch_each(client, cache, dists, lambda f: f, jobs=jobs, progress=progress,
                       policy=policy)
+
+
+T = TypeVar("T")
 
 
 def fetch_each(client: Client, cache: Cache, dists: Sequence[PlannedDist],
