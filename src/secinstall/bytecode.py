@@ -116,10 +116,11 @@ class Bytecode:
             self._compiled.append(u)
             self._pending += [u.path(m.path) for m in compiled_members(u.info)]
             if self._procs or len(self._pending) >= PYC_PER_WORKER:
-                self._send()
+                self._send(self._pending)
+                self._pending = []
 
-    def _send(self) -> None:
-        """Hand the pending files to the worker processes (started the first time)."""
+    def _send(self, paths: Sequence[Path]) -> None:
+        """Hand `paths` to the worker processes (started the first time)."""
         if not self._procs:
             for _ in range(self._workers):
                 # stderr to a file: a full pipe would block a worker while this process
@@ -129,7 +130,7 @@ class Bytecode:
                 self._procs.append(subprocess.Popen(  # noqa: S603  # nosec B603 - no shell
                     [str(self.target.python), "-I", "-c", _WORKER], stdin=subprocess.PIPE,
                     stdout=subprocess.DEVNULL, stderr=err))
-        for path in self._pending:
+        for path in paths:
             stdin = self._procs[self._sent % len(self._procs)].stdin
             assert stdin is not None  # noqa: S101  # nosec B101 - PIPE above
             stdin.write(os.fsencode(path) + b"\0")
@@ -137,17 +138,16 @@ class Bytecode:
         for proc in self._procs:
             assert proc.stdin is not None  # noqa: S101  # nosec B101 - PIPE above
             proc.stdin.flush()
-        self._pending = []
 
     def finish(self, unpacked: Sequence[Unpacked]) -> list[Unpacked]:
         """`unpacked`, each with its bytecode (compiled now if it wasn't before)."""
         with self._lock:
             if self._procs:
-                self._send()
+                self._send(self._pending)
                 self._wait()
             elif self._pending:
                 _compile_here(self.target, self._pending)
-                self._pending = []
+            self._pending = []
             compiled, self._compiled = self._compiled, []
         tag = self.target.cache_tag or ""
         for u in compiled:
@@ -205,6 +205,5 @@ def _compile_here(target: Target, sources: Sequence[Path]) -> None:
                 py_compile.compile(str(src), doraise=True, quiet=2)
         return
     one = Bytecode(target, workers=1)
-    one._pending = list(sources)
-    one._send()
+    one._send(sources)
     one._wait()
