@@ -105,10 +105,10 @@ def write_fragment(txn: Transaction, outcome: Outcome, *, indexes: Sequence[str]
         outcome.notes.append("no SBOM fragment was written for this install: "
                              "cyclonedx-python-lib is not installed")
         return None
-    bom, nested = _fragment(outcome, indexes=indexes, weakened=weakened)
-    text = _nest(_dumps(bom, indent=None), nested) + "\n"
+    text, when = _fragment_text(outcome, indexes=indexes, weakened=weakened)
+    text += "\n"
     folder = outcome.target.state_dir / SBOM_DIR
-    stamp = bom.metadata.timestamp.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     path = folder / f"{stamp}-{txn.dir.name.removeprefix('txn-')}.cdx.json"
     part = folder / f".{path.name}.part"
     try:
@@ -129,8 +129,16 @@ def write_fragment(txn: Transaction, outcome: Outcome, *, indexes: Sequence[str]
 def fragment_json(outcome: Outcome, *, indexes: Sequence[str],
                   weakened: Sequence[str] = ()) -> str:
     """The CycloneDX JSON of one install: the distributions it installed, with evidence."""
+    return _fragment_text(outcome, indexes=indexes, weakened=weakened)[0]
+
+
+def _fragment_text(outcome: Outcome, *, indexes: Sequence[str],
+                   weakened: Sequence[str]) -> tuple[str, datetime]:
+    """`fragment_json`, and the fragment's timestamp. Written without indentation: json's
+    C encoder is not used for indented output, and a bundled SBOM can hold tens of
+    thousands of values."""
     bom, nested = _fragment(outcome, indexes=indexes, weakened=weakened)
-    return _nest(_dumps(bom, indent=None), nested)
+    return _nest(_dumps(bom, indent=None), nested), bom.metadata.timestamp
 
 
 def _fragment(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[str] = (),
@@ -207,8 +215,6 @@ def _nest(text: str, nested: Mapping[str, list[Any]]) -> str:
         return text
     document = json.loads(text)
     seen: set[str] = set()
-    # Written without indentation: json's C encoder is not used for indented output, and
-    # a bundled SBOM can hold tens of thousands of values.
 
     def refs(items: Iterable[Any]) -> None:
         for c in items:
