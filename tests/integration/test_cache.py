@@ -39,20 +39,25 @@ def _venv_like(venv: Venv, tmp_path: Path, name: str) -> Venv:
     return Venv(path, path / "bin" / "python", path / "bin", path / purelib)
 
 
+def _pinned_install(index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path,
+                    wheel: Path, *args: str) -> int:
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text(pin(wheel) + "\n", encoding="utf-8")
+    return install(index, ca_file, venv, tmp_path, "-r", str(reqs), *args)
+
+
 def test_warm_pinned_install_asks_no_index(
     index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     wheel = make_wheel("warm", "1.0")
     index.add(wheel)
-    reqs = tmp_path / "requirements.txt"
-    reqs.write_text(pin(wheel) + "\n", encoding="utf-8")
-    assert install(index, ca_file, venv, tmp_path, "-r", str(reqs)) == 0
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
     assert index.requests, "the cold install asked the index"
 
     before = len(index.requests)
     other = _venv_like(venv, tmp_path, "other")
-    assert install(index, ca_file, other, tmp_path, "-r", str(reqs), "-v") == 0
+    assert _pinned_install(index, ca_file, other, tmp_path, wheel, "-v") == 0
     assert index.requests[before:] == []
     assert "1 from cache" in capsys.readouterr().out
     assert run_in(other, "import warm; print(warm.__version__)").stdout.strip() == "1.0"
@@ -64,15 +69,13 @@ def test_tampered_cache_entry_is_not_used(
     """A cached file is hashed again before use: a changed one is fetched anew."""
     wheel = make_wheel("warm", "1.0")
     index.add(wheel)
-    reqs = tmp_path / "requirements.txt"
-    reqs.write_text(pin(wheel) + "\n", encoding="utf-8")
-    assert install(index, ca_file, venv, tmp_path, "-r", str(reqs)) == 0
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
     (cached,) = (tmp_path / "cache").rglob(wheel.name)
     cached.write_bytes(cached.read_bytes()[:-10] + b"0123456789")
 
     before = len(index.requests)
     other = _venv_like(venv, tmp_path, "other")
-    assert install(index, ca_file, other, tmp_path, "-r", str(reqs)) == 0
+    assert _pinned_install(index, ca_file, other, tmp_path, wheel) == 0
     assert any(r.endswith(wheel.name) for r in index.requests[before:]), "not fetched again"
     assert cached.read_bytes() == wheel.read_bytes()
 
@@ -141,13 +144,6 @@ def _linked_wheel(make_wheel: WheelMaker) -> Path:
 def _tree(tmp_path: Path) -> Path:
     (tree,) = (tmp_path / "cache").rglob("unpacked")
     return tree
-
-
-def _pinned_install(index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path,
-                    wheel: Path, *args: str) -> int:
-    reqs = tmp_path / "requirements.txt"
-    reqs.write_text(pin(wheel) + "\n", encoding="utf-8")
-    return install(index, ca_file, venv, tmp_path, "-r", str(reqs), *args)
 
 
 def _pyc(venv: Venv) -> Path:
