@@ -11,6 +11,15 @@ bytecode left in the cache by an earlier install from bytecode put there by whoe
 can write to the cache (a restored CI cache, say). `--trust-cached-bytecode` (a reported
 weakening) reuses it instead: the files written are recorded with their hashes
 (`pyc-<cache tag>-<magic>.json` beside the tree), which catches accidents, not attacks.
+For the same reason only bytecode this install wrote is used: an older file left in the
+tree (where compiling failed) could be anyone's.
+
+A tree that can't be written (a cache on a read-only mount, another user's, baked into a
+CI image) gets its bytecode compiled into a private directory of this run instead, linked
+or copied from there (the .pyc header names the source's modification time and size,
+which a link or the linker's copy keep) and removed when the install is done. Whether a
+tree can be written is learnt by trying: root may write everywhere `os.access` looks, but
+not on a read-only mount.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import shutil
 import subprocess  # nosec B404 - runs the target interpreter to compile bytecode
 import sys
 import tempfile
@@ -37,18 +47,54 @@ from .verify.wheel import Member, WheelInfo
 #: Files at which compiling moves to worker processes: fewer are compiled in-process (a
 #: process costs about as much to start as compiling 100 files).
 PYC_PER_WORKER = 150
-# Paths arrive NUL-terminated: a file name can hold a newline (RECORD's line-by-line
-# reading refuses such wheels today), never a NUL.
-_WORKER = ("import sys, py_compile\n"
-           "rest = b''\n"
+#: A file to compile: its source, its bytecode's place in the tree, and the place used
+#: instead in this run's private directory when the tree can't be written.
+Job = tuple[str, str, str]
+# A worker reads each job as three NUL-terminated paths (a file name can hold a newline,
+# which RECORD's line-by-line reading refuses today, never a NUL), and writes each place it
+# wrote bytecode to, NUL-terminated, to stdout. `compile_one` is `_compile_one`, kept in step.
+_WORKER = ("import os, sys, py_compile\n"
+           "unwritable = set()\n"
+           "def compile_one(src, cfile, fallback):\n"
+           "    where = os.path.dirname(cfile)\n"
+           "    if where not in unwritable:\n"
+           "        try:\n"
+           "            py_compile.compile(src, cfile, doraise=True, quiet=2)\n"
+           "            return cfile\n"
+           "        except OSError:\n"
+           "            unwritable.add(where)\n"
+           "    py_compile.compile(src, fallback, doraise=True, quiet=2)\n"
+           "    return fallback\n"
+           "rest, paths, out = b'', [], sys.stdout.buffer\n"
            "while True:\n"
            "    chunk = sys.stdin.buffer.read1(65536)\n"
            "    if not chunk: break\n"
-           "    *paths, rest = (rest + chunk).split(b'\\0')\n"
-           "    for p in paths:\n"
-           "        try: py_compile.compile(p.decode('utf-8', 'surrogateescape'), doraise=True,"
-           " quiet=2)\n"
-           "        except Exception: pass\n")
+           "    *done, rest = (rest + chunk).split(b'\\0')\n"
+           "    paths += [p.decode('utf-8', 'surrogateescape') for p in done]\n"
+           "    whole = len(paths) - len(paths) % 3\n"
+           "    for i in range(0, whole, 3):\n"
+           "        try: written = compile_one(*paths[i:i + 3])\n"
+           "        except Exception: continue\n"
+           "        out.write(written.encode('utf-8', 'surrogateescape') + b'\\0')\n"
+           "    del paths[:whole]\n")
+
+
+def _compile_one(src: str, cfile: str, fallback: str, unwritable: set[str]) -> str:
+    """Compile `src` to `cfile`, or to `fallback` when `cfile` can't be written (nor,
+    then, anything else in its directory: `unwritable`, so that a read-only tree costs
+    one failed try per directory, not one per file); returns the path written. The
+    worker's `compile_one`, for this interpreter."""
+    import py_compile
+
+    where = os.path.dirname(cfile)
+    if where not in unwritable:
+        try:
+            py_compile.compile(src, cfile, doraise=True, quiet=2)
+            return cfile
+        except OSError:  # a compile error is a PyCompileError: no use trying elsewhere
+            unwritable.add(where)
+    py_compile.compile(src, fallback, doraise=True, quiet=2)
+    return fallback
 
 
 def compiled_members(info: WheelInfo) -> Iterator[Member]:
@@ -73,7 +119,8 @@ def pyc_name(member: str, cache_tag: str) -> str:
 class Bytecode:
     """Bytecode of unpacked wheels for `target`: `add` each tree when it is ready (from
     any thread), `finish` waits for the compiling and gives the trees with their bytecode.
-    `close` stops the workers (after a failure elsewhere)."""
+    `close`, once the install is done with that bytecode (or failed), stops the workers and
+    removes the bytecode kept outside the trees."""
 
     def __init__(self, target: Target, workers: int | None = None, *,
                  reuse: bool = False) -> None:
@@ -83,10 +130,17 @@ class Bytecode:
         self._lock = threading.Lock()
         self._found: dict[Path, dict[str, tuple[str, str]]] = {}
         self._compiled: list[Unpacked] = []
-        self._pending: list[Path] = []
+        self._pending: list[Job] = []
         self._procs: list[subprocess.Popen[bytes]] = []
         self._errors: list[IO[bytes]] = []
+        self._outputs: list[IO[bytes]] = []
         self._sent = 0
+        #: Where each tree's bytecode goes when the tree can't be written: in `_private`,
+        #: this run's own directory (made at the first tree to compile).
+        self._private: str | None = None
+        self._elsewhere: dict[Path, str] = {}
+        #: The bytecode files this install wrote.
+        self._written: set[str] = set()
 
     def _record(self, u: Unpacked) -> Path:
         return u.root.parent / f"pyc-{self.target.cache_tag}-{self.target.magic}.json"
@@ -113,53 +167,74 @@ class Bytecode:
             if cached is not None:
                 self._found[u.root] = cached
                 return
+            if self._private is None:
+                # Private (mode 0700): nobody else can change the bytecode before it is
+                # hashed and installed.
+                self._private = tempfile.mkdtemp(prefix="secinstall-pyc-")
+            elsewhere = self._elsewhere.setdefault(
+                u.root, os.path.join(self._private, str(len(self._elsewhere))))
             self._compiled.append(u)
-            self._pending += [u.path(m.path) for m in compiled_members(u.info)]
+            base, tag = str(u.root), self.target.cache_tag
+            for m in compiled_members(u.info):
+                pyc = pyc_name(m.path, tag)
+                self._pending.append((os.path.join(base, m.path), os.path.join(base, pyc),
+                                      os.path.join(elsewhere, pyc)))
             if self._procs or len(self._pending) >= PYC_PER_WORKER:
                 self._send(self._pending)
                 self._pending = []
 
-    def _send(self, paths: Sequence[Path]) -> None:
-        """Hand `paths` to the worker processes (started the first time)."""
+    def _send(self, jobs: Sequence[Job]) -> None:
+        """Hand `jobs` to the worker processes (started the first time)."""
         if not self._procs:
             for _ in range(self._workers):
-                # stderr to a file: a full pipe would block a worker while this process
-                # blocks writing to it.
+                # stdout and stderr to files: a full pipe would block a worker while this
+                # process blocks writing to it.
+                out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _wait or close
+                self._outputs.append(out)
                 err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in _wait or close
                 self._errors.append(err)
                 self._procs.append(subprocess.Popen(  # noqa: S603  # nosec B603 - no shell
                     [str(self.target.python), "-I", "-c", _WORKER], stdin=subprocess.PIPE,
-                    stdout=subprocess.DEVNULL, stderr=err))
-        for path in paths:
+                    stdout=out, stderr=err))
+        for job in jobs:
             stdin = self._procs[self._sent % len(self._procs)].stdin
             assert stdin is not None  # noqa: S101  # nosec B101 - PIPE above
-            stdin.write(os.fsencode(path) + b"\0")
+            stdin.write(b"".join(os.fsencode(path) + b"\0" for path in job))
             self._sent += 1
         for proc in self._procs:
             assert proc.stdin is not None  # noqa: S101  # nosec B101 - PIPE above
             proc.stdin.flush()
 
     def finish(self, unpacked: Sequence[Unpacked]) -> list[Unpacked]:
-        """`unpacked`, each with its bytecode (compiled now if it wasn't before)."""
+        """`unpacked`, each with its bytecode (compiled now if it wasn't before): a path
+        relative to the tree, or an absolute one outside it."""
         with self._lock:
             if self._procs:
                 self._send(self._pending)
                 self._wait()
             elif self._pending:
-                _compile_here(self.target, self._pending)
+                self._written |= _compile_here(self.target, self._pending)
             self._pending = []
             compiled, self._compiled = self._compiled, []
         tag = self.target.cache_tag or ""
         for u in compiled:
             found = {}
-            base = str(u.root)
+            base, elsewhere = str(u.root), self._elsewhere[u.root]
+            in_tree = True
             for m in compiled_members(u.info):
                 pyc = pyc_name(m.path, tag)
-                have = hash_file(os.path.join(base, pyc), "sha256")
-                if have is not None:  # a file that doesn't compile is installed all the same
-                    found[m.path] = (pyc, have[0])
-            with contextlib.suppress(OSError):  # the cache only saves work
-                write_atomic(self._record(u), json.dumps(found))
+                if os.path.join(base, pyc) in self._written:
+                    where = pyc
+                elif os.path.join(elsewhere, pyc) in self._written:
+                    where, in_tree = os.path.join(elsewhere, pyc), False
+                else:  # a file that doesn't compile is installed all the same
+                    continue
+                have = hash_file(os.path.join(base, where), "sha256")
+                if have is not None:
+                    found[m.path] = (where, have[0])
+            if in_tree:  # the record is of the tree's bytecode, and only needed there
+                with contextlib.suppress(OSError):  # the cache only saves work
+                    write_atomic(self._record(u), json.dumps(found))
             self._found[u.root] = found
         return [dataclasses.replace(u, bytecode=self._found.get(u.root, {})) for u in unpacked]
 
@@ -168,16 +243,18 @@ class Bytecode:
         for proc in self._procs:
             if proc.stdin is not None:
                 proc.stdin.close()
-        for proc, err in zip(self._procs, self._errors, strict=True):
+        for proc, out, err in zip(self._procs, self._outputs, self._errors, strict=True):
             if proc.wait() != 0:
                 err.seek(0)
                 failed.append(err.read().decode("utf-8", "replace").strip()[-500:])
-        self.close()
+            out.seek(0)
+            self._written.update(os.fsdecode(p) for p in out.read().split(b"\0") if p)
+        self._stop()
         if failed:
             raise InstallError(f"compiling bytecode with {self.target.python} failed: "
                                f"{failed[0]}")
 
-    def close(self) -> None:
+    def _stop(self) -> None:
         """Stop the workers, if any are left (the install stopped before `finish`)."""
         for proc in self._procs:
             if proc.poll() is None:
@@ -187,23 +264,38 @@ class Bytecode:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
             proc.wait()
-        for err in self._errors:
-            err.close()
-        self._procs, self._errors = [], []
+        for file in (*self._outputs, *self._errors):
+            file.close()
+        self._procs, self._outputs, self._errors = [], [], []
+
+    def close(self) -> None:
+        """Stop the workers, and remove the bytecode compiled outside the trees: only once
+        the install has linked or copied it (or failed)."""
+        self._stop()
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
 
 
-def _compile_here(target: Target, sources: Sequence[Path]) -> None:
+def _compile_here(target: Target, jobs: Sequence[Job]) -> set[str]:
     """A few files: in this process when it is the target's interpreter version, else in
-    one worker process."""
+    one worker process. Returns the paths written."""
     same = target.is_current or (target.cache_tag == sys.implementation.cache_tag
                                  and target.magic == importlib.util.MAGIC_NUMBER.hex())
     if same:
         import py_compile
 
-        for src in sources:
-            with contextlib.suppress(py_compile.PyCompileError, SyntaxError, ValueError):
-                py_compile.compile(str(src), doraise=True, quiet=2)
-        return
+        written: set[str] = set()
+        unwritable: set[str] = set()
+        for job in jobs:
+            with contextlib.suppress(py_compile.PyCompileError, SyntaxError, ValueError,
+                                     OSError):
+                written.add(_compile_one(*job, unwritable))
+        return written
     one = Bytecode(target, workers=1)
-    one._send(sources)
-    one._wait()
+    try:
+        one._send(jobs)
+        one._wait()
+    finally:
+        one.close()
+    return one._written

@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import json
+import marshal
+import os
+import py_compile
 import shutil
+import subprocess
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from secinstall.bytecode import PYC_PER_WORKER
 from secinstall.cache import LISTING
 from secinstall.cli import main
 from tests.conftest import Venv, run_in
@@ -25,14 +32,12 @@ from tests.integration.test_attestations import (
 )
 from tests.integration.test_install import pin
 from tests.support.index import LocalIndex
+from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
 from tests.unit.test_attestations import WHEEL
 
 
 def _venv_like(venv: Venv, tmp_path: Path, name: str) -> Venv:
-    import subprocess
-    import sys
-
     path = tmp_path / name
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     purelib = venv.purelib.relative_to(venv.path)
@@ -332,8 +337,6 @@ def test_bytecode_in_worker_processes_and_a_file_that_does_not_compile(
 ) -> None:
     """Enough files for worker processes; one of them isn't valid Python 3: it is installed
     all the same (as pip does), without bytecode, and the others have theirs."""
-    from secinstall.bytecode import PYC_PER_WORKER
-
     files: dict[str, str | bytes] = {f"many/m{i}.py": f"X = {i}\n"
                                      for i in range(PYC_PER_WORKER + 10)}
     files["many/__init__.py"] = ""
@@ -376,8 +379,6 @@ def test_a_file_name_with_a_newline_is_refused_and_compiles_nothing(
     """RECORD can't list such a name line by line, so the wheel is refused; and were it
     not, paths go to the compiling processes NUL-separated, so the name could never turn
     into a second path (here `x.py` in the current directory)."""
-    from secinstall.bytecode import PYC_PER_WORKER
-
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     (cwd / "x.py").write_text("X = 1\n", encoding="utf-8")
@@ -391,3 +392,119 @@ def test_a_file_name_with_a_newline_is_refused_and_compiles_nothing(
     assert f"error: {wheel.name} is refused: RECORD" in capsys.readouterr().err
     assert not (cwd / "__pycache__").exists()
     assert not (venv.purelib / "nl").exists()
+
+
+# --- a cache that can't be written: compiled elsewhere, never into the cache -------------
+
+def _read_only_mount_works(tmp_path: Path) -> bool:
+    """Whether `_install_read_only` can run here: a private mount namespace and a read-only
+    bind mount need CAP_SYS_ADMIN (root, here and in CI), and root ignores file modes, so
+    nothing less makes a cache really unwritable."""
+    probe = tmp_path / "mount-probe"
+    probe.mkdir()
+    try:
+        done = subprocess.run(
+            ["unshare", "-m", "sh", "-c", _READ_ONLY + ' && ! touch "$1/x" 2>/dev/null',
+             "sh", str(probe)], capture_output=True, check=False)
+    except OSError:  # no unshare
+        return False
+    return done.returncode == 0 and not (probe / "x").exists()
+
+
+#: Mounts "$1" read-only on itself, in the mount namespace of `unshare -m` (private to it:
+#: unshare makes the mounts private, so nothing outside sees this one).
+_READ_ONLY = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"'
+
+
+def _install_read_only(cache: Path, venv: Venv, ca_file: Path, index: LocalIndex,
+                       tmp_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`secinstall install` in a process that sees `cache` mounted read-only, its temporary
+    files in `tmp_dir`."""
+    import secinstall
+
+    env = {**os.environ, "TMPDIR": str(tmp_dir),
+           "PYTHONPATH": str(Path(secinstall.__file__).parents[1])}
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", _READ_ONLY + ' && shift && exec "$@"', "sh",
+         str(cache), sys.executable, "-m", "secinstall", "install", "--cert", str(ca_file),
+         "--index-url", index.url, "--cache-dir", str(cache), "--python", str(venv.python),
+         *args], capture_output=True, text=True, env=env, check=False)
+
+
+@pytest.mark.parametrize(("modules", "link_mode"), [
+    (3, "hardlink"),  # compiled in this process
+    (PYC_PER_WORKER, "hardlink"),  # in worker processes
+    (3, "copy"),
+])
+def test_read_only_cache_still_gives_bytecode_compiled_now(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+    modules: int, link_mode: str,
+) -> None:
+    """A cache that can't be written (a read-only mount, another user's, baked into a CI
+    image): every compilable file still gets its bytecode, compiled by this install from
+    the verified sources, not taken from the cache, and the cache isn't changed."""
+    if not _read_only_mount_works(tmp_path):
+        pytest.skip("needs `unshare -m` and bind mounts (root with CAP_SYS_ADMIN) to make "
+                    "a cache really read-only")
+    files: dict[str, str | bytes] = {f"ro/m{i}.py": f"X = {i}\n" for i in range(modules)}
+    files |= {"ro/__init__.py": '__version__ = "1.0"\n', "ro/sub/__init__.py": "",
+              "ro/sub/deep.py": "Y = 'deep'\n", "ro-1.0.data/purelib/rotop.py": "Z = 3\n",
+              "ro/py2.py": "print 'hello'\n", "ro/data.txt": "some data\n"}
+    wheel = make_wheel("ro", "1.0", files=files)
+    index.add(wheel)
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
+    cache = tmp_path / "cache"
+    tree = _tree(tmp_path)
+    tag = sys.implementation.cache_tag
+    # What was left in the cache by whoever filled it: no bytecode for this interpreter
+    # (another Python filled it, or --no-compile), but for one file, bytecode that isn't
+    # what its source compiles to.
+    for pycache in tree.rglob("__pycache__"):
+        shutil.rmtree(pycache)
+    (tree / "ro" / "__pycache__").mkdir()
+    (tree / "ro" / "__pycache__" / f"m0.{tag}.pyc").write_bytes(
+        (venv.purelib / "ro" / "__pycache__" / f"m1.{tag}.pyc").read_bytes())
+    before = snapshot(cache)
+
+    other = _venv_like(venv, tmp_path, "other")
+    reqs = tmp_path / "requirements.txt"
+    (tmp_path / "tmp").mkdir()
+    done = _install_read_only(cache, other, ca_file, index, tmp_path / "tmp",
+                              "-r", str(reqs), "--link-mode", link_mode)
+    assert done.returncode == 0, done.stderr
+    assert snapshot(cache) == before, "the cache was changed"
+    assert not list((tmp_path / "tmp").iterdir()), "temporary files were left"
+
+    record = (other.purelib / "ro-1.0.dist-info" / "RECORD").read_text(encoding="utf-8")
+    sources = [p for p in other.purelib.rglob("*.py") if p.name != "py2.py"]
+    assert len(sources) == modules + 4
+    expected_dir = tmp_path / "expected"
+    for source in sources:
+        member = source.relative_to(other.purelib).as_posix()
+        pyc = Path(importlib.util.cache_from_source(str(source)))
+        assert pyc.is_file(), f"no bytecode for {member}"
+        assert f"{pyc.relative_to(other.purelib).as_posix()},," in record
+        # Valid for the installed source: the header names its modification time and size.
+        header, st = pyc.read_bytes()[:16], source.stat()
+        assert header[:4] == importlib.util.MAGIC_NUMBER
+        assert int.from_bytes(header[4:8], "little") == 0  # timestamp-based
+        assert int.from_bytes(header[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF
+        assert int.from_bytes(header[12:16], "little") == st.st_size
+        # What the verified source compiles to, as with a writable cache.
+        cached_source = tree / (member if member != "rotop.py"
+                                else "ro-1.0.data/purelib/rotop.py")
+        expected = expected_dir / f"{member}c"
+        py_compile.compile(str(cached_source), str(expected), doraise=True)
+        assert _code(pyc) == _code(expected), f"wrong bytecode for {member}"
+    assert not list((other.purelib / "ro" / "__pycache__").glob("py2.*"))
+    assert "ro/__pycache__/py2." not in record
+    check = "import ro.m0, ro.sub.deep, rotop; print(ro.m0.X, ro.sub.deep.Y, rotop.Z)"
+    assert run_in(other, check).stdout.split() == ["0", "deep", "3"]
+
+
+def _code(pyc: Path) -> tuple[bytes, object, str]:
+    """The header and the code of a .pyc (compared as code: marshal's bytes may differ
+    for equal code), with the file name the code names."""
+    data = pyc.read_bytes()
+    code = marshal.loads(data[16:])  # noqa: S302 - bytecode this test had compiled
+    return data[:16], code, code.co_filename
