@@ -3,24 +3,29 @@ size limits and redirect rules known once, for index pages, downloads and proven
 
 `file://` URLs (local indexes and find-links, which pip allows) are read from disk.
 Plain `http://` is refused unless the host is trusted (`--trusted-host`).
+
+The TLS context and the connection pool are made at the first connection: an install
+served from the cache makes none, and doesn't pay for loading the CA bundle or urllib3.
 """
 
 from __future__ import annotations
 
 import copy
-import email.utils
-import ssl
+import threading
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import urllib3
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import FetchError, TLSError
+
+if TYPE_CHECKING:
+    import ssl
+
+    import urllib3
 
 USER_AGENT = f"secinstall/{__version__}"
 #: Index pages and provenance are small; a larger answer is a broken or hostile server.
@@ -57,7 +62,7 @@ class Client:
     def __init__(
         self,
         *,
-        ssl_context: ssl.SSLContext,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext],
         trusted_hosts: Sequence[str] = (),
         timeout: float = 15.0,
         retries: int = 5,
@@ -65,21 +70,13 @@ class Client:
         pool_size: int = 16,
         backoff: float = 0.25,
     ) -> None:
+        """`ssl_context` may be a function that makes it, called at the first connection
+        (its errors, e.g. an unreadable `--cert` bundle, are raised there)."""
         self.trusted_hosts = frozenset(h.lower().split(":")[0] for h in trusted_hosts)
         self.retries = retries
         self.backoff = backoff
-        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
-        common: dict[str, object] = {
-            "ssl_context": ssl_context,
-            "maxsize": pool_size,
-            "headers": {"User-Agent": USER_AGENT},
-        }
-        proxy = proxy or urllib.request.getproxies().get("https")
-        self._pool: urllib3.PoolManager = (
-            urllib3.ProxyManager(proxy, **common)  # type: ignore[arg-type]
-            if proxy
-            else urllib3.PoolManager(**common)  # type: ignore[arg-type]
-        )
+        self._timeout = timeout
+        self._connections = _Connections(ssl_context, proxy, pool_size)
 
     def with_retries(self, retries: int) -> Client:
         """This client, on the same connections, with another retry budget (e.g. none
@@ -89,7 +86,7 @@ class Client:
         return clone
 
     def close(self) -> None:
-        self._pool.clear()
+        self._connections.close()
 
     def __enter__(self) -> Client:
         return self
@@ -165,12 +162,15 @@ class Client:
         self, url: str, write: Callable[[bytes], object], restart: Callable[[], object], *,
         accept: str | None, max_bytes: int, allow_status: tuple[int, ...] = (),
     ) -> tuple[int, str, dict[str, str]]:
+        import urllib3
+
         headers = {"Accept": accept} if accept else {}
         attempt = 0
         while True:
             self._check_scheme(url)
+            pool = self._connections.pool()
             try:
-                resp = self._pool.request(
+                resp = pool.request(
                     "GET", url, headers=headers, preload_content=False,
                     redirect=False, retries=False, timeout=self._timeout,
                 )
@@ -246,9 +246,51 @@ class Client:
         return attempt + 1
 
 
+class _Connections:
+    """The pool, made at the first connection; shared by a client's copies
+    (`with_retries`)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext],
+                 proxy: str | None, size: int) -> None:
+        self._ssl_context = ssl_context
+        self._proxy = proxy
+        self._size = size
+        self._lock = threading.Lock()
+        self._pool: urllib3.PoolManager | None = None
+
+    def pool(self) -> urllib3.PoolManager:
+        with self._lock:
+            if self._pool is None:
+                import urllib.request
+
+                import urllib3
+
+                context = (self._ssl_context() if callable(self._ssl_context)
+                           else self._ssl_context)
+                common: dict[str, object] = {
+                    "ssl_context": context,
+                    "maxsize": self._size,
+                    "headers": {"User-Agent": USER_AGENT},
+                }
+                proxy = self._proxy or urllib.request.getproxies().get("https")
+                self._pool = (
+                    urllib3.ProxyManager(proxy, **common)  # type: ignore[arg-type]
+                    if proxy
+                    else urllib3.PoolManager(**common)  # type: ignore[arg-type]
+                )
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.clear()
+
+
 def _parse_retry_after(value: str) -> float:
     if value.strip().isdigit():
         return float(value.strip())
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -258,6 +300,8 @@ def _parse_retry_after(value: str) -> float:
 
 def _cert_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
     """The certificate verdict inside a wrapped TLS error, if that is what it is."""
+    import ssl
+
     inner: BaseException | None = exc
     seen: set[int] = set()
     while inner is not None and id(inner) not in seen:
@@ -277,4 +321,6 @@ def _ssl_reason(exc: Exception) -> str:
 
 
 def _file_path(url: str) -> Path:
+    import urllib.request
+
     return Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
@@ -143,6 +142,8 @@ def list_find_links(client: Client, location: str) -> list[IndexFile]:
     """Files at a find-links location: a local directory, a file, or an HTML page."""
     path: Path | None = None
     if location.startswith("file:"):
+        import urllib.request
+
         path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(location).path))
     elif "://" not in location:
         path = Path(location)
