@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -179,13 +180,17 @@ def fetch_each(client: Client, cache: Cache, dists: Sequence[PlannedDist],
     sizes = [d.file.size for d in dists]
     total = sum(s for s in sizes if s) if all(sizes) else None
     progress.start("Downloading", total)
+    # `then` is CPU work, mostly under the GIL: more threads at it than cores only slow
+    # each other down (measured), while downloads want many.
+    checking = threading.BoundedSemaphore(os.cpu_count() or 1)
 
     def one(dist: PlannedDist) -> T:
         try:
             fetched = fetch_one(client, cache, dist, progress, policy)
         except OSError as exc:
             raise FetchError(f"can't write to the cache at {cache.root}: {exc}") from exc
-        return then(fetched)
+        with checking:
+            return then(fetched)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(dists)))) as pool:

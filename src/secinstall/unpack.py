@@ -60,13 +60,20 @@ def hash_file(path: str | Path, algorithm: str) -> tuple[str, int, int] | None:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return None
-    with open(fd, "rb") as f:
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None
         h = hashlib.new(algorithm)
-        while chunk := f.read(CHUNK):
+        # Reads of the file's size: a buffered reader would allocate a whole chunk for
+        # each of the many small files (measured: a tenth of the time of checking a tree).
+        want = max(1, min(st.st_size + 1, CHUNK))
+        while chunk := os.read(fd, want):
             h.update(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     return _digest(algorithm, h), st.st_size, st.st_mode
 
 
