@@ -8,21 +8,20 @@ what is installed is exactly the files that were verified (no second resolution)
 from __future__ import annotations
 
 import dataclasses
-import threading
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from packaging.utils import NormalizedName
 
-from . import tls
 from .bytecode import Bytecode
 from .cache import Cache, default_cache_dir
 from .client import Client
 from .errors import HashesRequiredError, SecinstallError
 from .fetch import fetch_each
+from .fragment import FragmentBuilder
 from .index import Finder
 from .install import begin_install, find_installed, finish_install
 from .models import (
@@ -45,6 +44,9 @@ from .verify.hashes import check_hashes
 from .verify.publishers import TrustFile, check_attestation
 from .verify.wheel import WheelInfo, check_wheel
 
+if TYPE_CHECKING:
+    import ssl
+
 Log = Callable[[str], None]
 
 
@@ -58,8 +60,6 @@ class Outcome:
     wheel_info: dict[NormalizedName, WheelInfo] = field(default_factory=dict)
     #: The verified wheels' trees in the unpacked cache, in the order of `verified`.
     unpacked: list[Unpacked] = field(default_factory=list)
-    #: What their bundled SBOMs hold (`sbom.prepare`), for the SBOM fragment.
-    bundled: dict[NormalizedName, Any] = field(default_factory=dict)
     unchanged: list[InstalledDist] = field(default_factory=list)
     result: InstallResult | None = None
     notes: list[str] = field(default_factory=list)
@@ -125,16 +125,19 @@ def _with_lock_pins(options: InstallOptions,
 
 
 def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m: None,
-                progress: Progress | None = None) -> Outcome:
-    """resolve → fetch → verify → install → record, for `options` into `target`."""
+                progress: Progress | None = None,
+                fragment: FragmentBuilder | None = None) -> Outcome:
+    """resolve → fetch → verify → install → record, for `options` into `target`;
+    `fragment`: one started early by the caller (it is closed here in any case)."""
     src = options.sources
-    context = tls.create_context(src.certs)
     cache = Cache(None if options.no_cache else (options.cache_dir or default_cache_dir()))
     # Compiled as each wheel is unpacked, while the others are still on their way.
     bytecode = (Bytecode(target, reuse=options.trust_cached_bytecode)
                 if options.compile_bytecode and not options.dry_run else None)
     try:
-        with Client(ssl_context=context, trusted_hosts=src.trusted_hosts, timeout=src.timeout,
+        # The TLS context is made at the first connection: none, when all is cached.
+        with Client(ssl_context=lambda: _tls_context(src.certs),
+                    trusted_hosts=src.trusted_hosts, timeout=src.timeout,
                     retries=src.retries, proxy=src.proxy) as client:
             finder = Finder(client, src.index_urls, src.find_links)
             # A transaction a killed process left behind is finished or undone first, so
@@ -145,14 +148,18 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
                     recovered = recover(target.state_dir)
             options, outcome, todo = _resolve(options, target, finder, cache, client, log)
             outcome.notes[:0] = recovered
+            if fragment is None and todo and not options.dry_run:
+                fragment = FragmentBuilder()  # gets ready while the files are verified
             _fetch_and_verify(options, outcome, todo, client, cache, finder, progress,
-                              bytecode)
+                              bytecode, fragment)
             if not options.dry_run:
-                _install(options, outcome, log, bytecode)
+                _install(options, outcome, log, bytecode, fragment)
             return outcome
     finally:
         if bytecode is not None:
             bytecode.close()
+        if fragment is not None:
+            fragment.close()
         cache.close()
 
 
@@ -194,7 +201,8 @@ def _resolve(options: InstallOptions, target: Target, finder: Finder, cache: Cac
 
 def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[PlannedDist],
                       client: Client, cache: Cache, finder: Finder,
-                      progress: Progress | None, bytecode: Bytecode | None = None) -> None:
+                      progress: Progress | None, bytecode: Bytecode | None = None,
+                      fragment: FragmentBuilder | None = None) -> None:
     """Download what the plan needs and check every file; nothing is written to the
     environment here."""
     plan, target, usage = outcome.plan, outcome.target, options.usage_policy
@@ -213,6 +221,8 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
         tree = unpack(fetched, info, cache.home(fetched.sha256), read_only=not options.no_cache)
         if bytecode is not None:
             bytecode.add(tree)
+        if fragment is not None:
+            fragment.tree(tree)
         return verified, info, tree
 
     checked = fetch_each(client, cache, todo, check, jobs=options.jobs,
@@ -247,19 +257,23 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
 
 
 def _install(options: InstallOptions, outcome: Outcome, log: Log,
-             bytecode: Bytecode | None = None) -> None:
+             bytecode: Bytecode | None = None, fragment: FragmentBuilder | None = None,
+             ) -> None:
     """Install the verified files and record them, under the environment's lock, as one
     transaction."""
     target = outcome.target
-    # The SBOM's slow part (reading bundled SBOMs, importing cyclonedx) is done meanwhile.
-    preparing = threading.Thread(target=_prepare_sbom, args=(outcome,), daemon=True)
-    preparing.start()
     with environment_lock(target.state_dir,
                           on_wait=lambda: log("waiting for another secinstall process to "
                                               "finish with this environment")):
         outcome.notes += recover(target.state_dir)
         installed = find_installed(target)
         replace = [installed[v.dist.name] for v in outcome.verified if v.dist.name in installed]
+        if fragment is not None:
+            # Everything the fragment says is known now; it is built while files are linked.
+            fragment.send(dataclasses.replace(outcome, result=InstallResult(
+                installed=tuple(outcome.verified), removed=tuple(replace),
+                unchanged=tuple(outcome.unchanged))),
+                indexes=options.sources.index_urls, weakened=options.weakenings)
         try:
             with Transaction(target.state_dir) as txn:
                 installing = begin_install(txn, target, outcome.verified, outcome.unpacked,
@@ -277,10 +291,10 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log,
                 if outcome.verified:
                     from .sbom import write_fragment
 
-                    preparing.join()
-                    outcome.sbom = write_fragment(txn, outcome,
-                                                  indexes=options.sources.index_urls,
-                                                  weakened=options.weakenings)
+                    outcome.sbom = write_fragment(
+                        txn, outcome, indexes=options.sources.index_urls,
+                        weakened=options.weakenings,
+                        built=fragment.result() if fragment is not None else None)
                 txn.commit()
         except SecinstallError as exc:
             # Said only now that the transaction's undo has run.
@@ -292,13 +306,10 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log,
     outcome.notes += warnings
 
 
-def _prepare_sbom(outcome: Outcome) -> None:
-    try:
-        from .sbom import prepare
+def _tls_context(certs: Sequence[str]) -> ssl.SSLContext:
+    from .tls import create_context
 
-        outcome.bundled = prepare(outcome.unpacked)
-    except Exception:  # noqa: S110  # nosec B110 - redone, and reported, by write_fragment
-        pass
+    return create_context(certs)
 
 
 def _installed_requires(dist: InstalledDist) -> tuple[str, ...]:

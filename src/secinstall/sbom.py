@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from cyclonedx.model.license import License, LicenseAcknowledgement
 
     from .pipeline import Outcome
-    from .unpack import Unpacked
 
 #: Where the fragments live, inside the environment's `.secinstall/`.
 SBOM_DIR = "sbom"
@@ -92,20 +91,23 @@ _PUBLISHER_HOSTS = {"github": "https://github.com/", "gitlab": "https://gitlab.c
 # --- writing a fragment ----------------------------------------------------------------
 
 def write_fragment(txn: Transaction, outcome: Outcome, *, indexes: Sequence[str],
-                   weakened: Sequence[str] = ()) -> Path | None:
+                   weakened: Sequence[str] = (),
+                   built: tuple[str, datetime] | None = None) -> Path | None:
     """Write the fragment of this install to `<state_dir>/sbom/<UTC time>-<id>.cdx.json`,
-    journaled in `txn` (a rollback deletes it) and written atomically.
+    journaled in `txn` (a rollback deletes it) and written atomically. `built`: its text
+    and time, if made already (`fragment.FragmentBuilder`).
 
     Without cyclonedx-python-lib (the core install path, e.g. get-secinstall.py, runs
     without the heavy dependencies) no fragment is written and `outcome.notes` says so.
     """
-    try:
-        import cyclonedx  # noqa: F401
-    except ImportError:
-        outcome.notes.append("no SBOM fragment was written for this install: "
-                             "cyclonedx-python-lib is not installed")
-        return None
-    text, when = _fragment_text(outcome, indexes=indexes, weakened=weakened)
+    if built is None:
+        try:
+            import cyclonedx  # noqa: F401
+        except ImportError:
+            outcome.notes.append("no SBOM fragment was written for this install: "
+                                 "cyclonedx-python-lib is not installed")
+            return None
+    text, when = built or _fragment_text(outcome, indexes=indexes, weakened=weakened)
     text += "\n"
     folder = outcome.target.state_dir / SBOM_DIR
     stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -132,19 +134,21 @@ def fragment_json(outcome: Outcome, *, indexes: Sequence[str],
     return _fragment_text(outcome, indexes=indexes, weakened=weakened)[0]
 
 
-def _fragment_text(outcome: Outcome, *, indexes: Sequence[str],
-                   weakened: Sequence[str]) -> tuple[str, datetime]:
+def _fragment_text(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[str],
+                   bundled: Mapping[NormalizedName, Bundled] | None = None,
+                   ) -> tuple[str, datetime]:
     """`fragment_json`, and the fragment's timestamp. Written without indentation: json's
     C encoder is not used for indented output, and a bundled SBOM can hold tens of
     thousands of values."""
-    bom, nested = _fragment(outcome, indexes=indexes, weakened=weakened)
+    bom, nested = _fragment(outcome, indexes=indexes, weakened=weakened, read=bundled or {})
     return _nest(_dumps(bom, indent=None), nested), bom.metadata.timestamp
 
 
 def _fragment(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[str] = (),
+              read: Mapping[NormalizedName, Bundled],
               ) -> tuple[Bom, dict[str, list[Any]]]:
     """The fragment's BOM, and the components of each distribution's bundled SBOMs (as
-    JSON, by the bom-ref of the component they nest in)."""
+    JSON, by the bom-ref of the component they nest in); `read`: those already read."""
     from cyclonedx.model import HashAlgorithm, HashType
     from cyclonedx.model.bom import Bom
 
@@ -170,10 +174,10 @@ def _fragment(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[st
                                   "source repository of the verified Trusted Publisher")])
         tree = trees.get(dist.name)
         have = installed.get(dist.name)
-        if dist.name in outcome.bundled:
-            found = outcome.bundled[dist.name]  # read while the files were being installed
+        if dist.name in read:
+            found = read[dist.name]  # from the tree, while the others were verified
         elif tree is not None:
-            found = bundled(tree.root / tree.info.dist_info_dir)  # the same files
+            found = bundled(tree.root / tree.info.dist_info_dir)
         elif have is not None and same_version(have.version, dist.version):
             found = bundled(have.dist_info)
         else:
@@ -196,15 +200,6 @@ def _fragment(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[st
     _start(bom, props)
     _register(bom, components, dependency_edges(requires, extras, target.markers))
     return bom, nested
-
-
-def prepare(unpacked: Iterable[Unpacked]) -> dict[NormalizedName, Bundled]:
-    """Do ahead what a fragment of these wheels will need: cyclonedx imported, and their
-    bundled SBOMs read (from the unpacked trees, checked against RECORD just before)."""
-    import cyclonedx.model.bom
-    import cyclonedx.output.json  # noqa: F401
-
-    return {u.fetched.dist.name: bundled(u.root / u.info.dist_info_dir) for u in unpacked}
 
 
 def _nest(text: str, nested: Mapping[str, list[Any]]) -> str:

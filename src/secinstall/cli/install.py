@@ -81,18 +81,27 @@ def attestation_summary(verified: Sequence[Any], out: Output) -> None:
 
 
 def _cmd_install(args: argparse.Namespace, out: Output) -> int:
+    from ..fragment import FragmentBuilder
+
+    # Started first: its imports take longer than ours (closed by run_install).
+    fragment = None if args.dry_run else FragmentBuilder()
+    try:
+        options, target = install_options(args)  # imports the pipeline meanwhile
+    except BaseException:
+        if fragment is not None:
+            fragment.close()
+        raise
     from ..pipeline import run_install
     from ..progress import make_progress
     from ..report import build_report
 
-    options, target = install_options(args)
     weakened = options.weakenings
     for w in weakened:
         out.warn(f"verification weakened: {w}")
     out.debug(f"target: {target.python} ({target.kind}, Python {target.python_version}) "
               f"at {target.root}")
     outcome = run_install(options, target, log=out.debug,
-                          progress=make_progress(out.verbosity >= 0))
+                          progress=make_progress(out.verbosity >= 0), fragment=fragment)
     for note in outcome.notes:
         out.warn(note)
     for have in outcome.unchanged:

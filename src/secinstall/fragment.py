@@ -1,0 +1,144 @@
+"""The SBOM fragment of an install, built in a process of its own.
+
+cyclonedx-python-lib takes longer to import, and then to build and write a fragment, than
+a warm install takes to link every file; in a thread it would also hold the GIL that the
+linking needs. So the process is started as soon as there is something to install: it
+imports cyclonedx while secinstall starts, reads the bundled SBOMs of each wheel as soon as
+it is verified, gets the install's facts when they are known (before anything is
+written), and builds the fragment while the files are linked.
+
+It is only a faster way to the same text (`sbom.fragment_json`): if the process can't be
+started, fails or says nothing, `sbom.write_fragment` builds the fragment in this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import pickle  # nosec B403 - our own objects, to our own child process, through a pipe
+import subprocess  # nosec B404 - runs this interpreter, no shell
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .pipeline import Outcome
+    from .unpack import Unpacked
+
+#: A fragment takes well under a second; a child that takes this long is stuck.
+TIMEOUT = 120.0
+# -I: none of the user's environment variables or site settings; the parent's sys.path
+# (given as the argument) finds the same secinstall and cyclonedx.
+_CHILD = ("import json, sys\n"
+          "sys.path[:] = json.loads(sys.argv[1])\n"
+          "from secinstall.fragment import serve\n"
+          "serve()\n")
+
+
+class FragmentBuilder:
+    """`tree` each verified wheel's tree as soon as it is (its bundled SBOMs are read
+    meanwhile), `send` the install's facts once they are known, then `result` (None:
+    build it yourself). `close` stops the process if it is still there. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        # Embedded (no interpreter to start), or the core install without cyclonedx.
+        if not sys.executable or importlib.util.find_spec("cyclonedx") is None:
+            return
+        with contextlib.suppress(OSError):
+            self._proc = subprocess.Popen(  # noqa: S603  # nosec B603 - argument list, no shell
+                [sys.executable, "-I", "-c", _CHILD, json.dumps(sys.path)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def tree(self, unpacked: Unpacked) -> None:
+        """`unpacked` has been verified: its bundled SBOMs can be read."""
+        self._put(("bundled", unpacked.fetched.dist.name,
+                   unpacked.root / unpacked.info.dist_info_dir))
+
+    def send(self, outcome: Outcome, *, indexes: Sequence[str],
+             weakened: Sequence[str]) -> None:
+        self._put(("build", _slim(outcome), list(indexes), list(weakened)))
+
+    def _put(self, message: tuple[object, ...]) -> None:
+        with self._lock:
+            if self._proc is None:
+                return
+            try:
+                stdin: IO[bytes] | None = self._proc.stdin
+                assert stdin is not None  # noqa: S101  # nosec B101 - PIPE above
+                pickle.dump(message, stdin)
+                stdin.flush()  # closed by `result`'s communicate()
+            except (OSError, pickle.PicklingError, TypeError, AttributeError):
+                self._close()
+
+    def result(self) -> tuple[str, datetime] | None:
+        """The fragment's text and time, or None if the process didn't make it."""
+        with self._lock:
+            proc = self._proc
+            if proc is None:
+                return None
+            try:
+                out, _ = proc.communicate(timeout=TIMEOUT)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                self._close()
+                return None
+            if proc.returncode != 0:
+                return None
+        try:
+            answer = json.loads(out)
+            return str(answer["text"]), datetime.fromisoformat(answer["when"])
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.kill()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        proc.wait()
+
+
+def _slim(outcome: Outcome) -> Outcome:
+    """`outcome` without what the fragment doesn't use and takes most of the bytes to
+    send: the wheels' member lists and long descriptions."""
+    info = {name: dataclasses.replace(i, members=(), metadata={
+                k: v for k, v in i.metadata.items() if k != "description"})
+            for name, i in outcome.wheel_info.items()}
+    trees = [dataclasses.replace(u, info=info.get(u.fetched.dist.name, u.info))
+             for u in outcome.unpacked]
+    return dataclasses.replace(outcome, wheel_info=info, unpacked=trees)
+
+
+def serve() -> None:
+    """The child: cyclonedx imported while the parent verifies, each tree's bundled SBOMs
+    read as it comes, then one fragment."""
+    import cyclonedx.model.bom
+    import cyclonedx.output.json  # noqa: F401
+
+    from .sbom import _fragment_text, bundled
+
+    read = {}
+    while True:
+        message = pickle.load(sys.stdin.buffer)  # noqa: S301  # nosec B301 - our parent's data, through a pipe
+        if message[0] == "bundled":
+            read[message[1]] = bundled(message[2])
+            continue
+        _, outcome, indexes, weakened = message
+        text, when = _fragment_text(outcome, indexes=indexes, weakened=weakened, bundled=read)
+        json.dump({"text": text, "when": when.isoformat()}, sys.stdout)
+        return

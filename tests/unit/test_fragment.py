@@ -1,0 +1,89 @@
+"""The SBOM fragment built in a process of its own: the same text as built here, and
+nothing lost when that process can't do it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.unit.test_sbom import INDEX, dist, outcome, schema_errors
+
+from secinstall import fragment
+from secinstall.fragment import FragmentBuilder
+from secinstall.pipeline import Outcome
+from secinstall.sbom import fragment_json
+from secinstall.target import Target, resolve_target
+from secinstall.unpack import Unpacked
+
+BUNDLED = {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+           "components": [{"type": "library", "name": "zlib", "version": "1.3.1",
+                           "bom-ref": "zlib", "licenses": [{"license": {"id": "Zlib"}}]}]}
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Target:
+    return resolve_target(target_dir=str(tmp_path / "target"))
+
+
+def with_tree(tmp_path: Path, result: Outcome) -> Outcome:
+    """`result` whose first wheel has an unpacked tree that bundles a PEP 770 SBOM."""
+    v = result.verified[0]
+    info = dataclasses.replace(result.wheel_info[v.dist.name], dist_info_dir="demo-1.0.dist-info")
+    root = tmp_path / "tree"
+    sboms = root / info.dist_info_dir / "sboms"
+    sboms.mkdir(parents=True)
+    (sboms / "zlib.cdx.json").write_text(json.dumps(BUNDLED), encoding="utf-8")
+    return dataclasses.replace(result, wheel_info={**result.wheel_info, v.dist.name: info},
+                               unpacked=[Unpacked(v.fetched, info, root, {})])
+
+
+def comparable(text: str) -> dict[str, Any]:
+    """The document without what differs from one build to the next."""
+    document: dict[str, Any] = json.loads(text)
+    document.pop("serialNumber")
+    document["metadata"].pop("timestamp")
+    return document
+
+
+def test_the_process_builds_the_same_fragment(target: Target, tmp_path: Path) -> None:
+    result = with_tree(tmp_path, outcome(
+        target, dist("demo", "1.0", meta={"license_expression": "MIT"}),
+        dist("app", "2.0", requires=["demo"])))
+    builder = FragmentBuilder()
+    try:
+        for tree in result.unpacked:
+            builder.tree(tree)  # its bundled SBOM is read now, before the rest is known
+        builder.send(result, indexes=[INDEX], weakened=["attestations off"])
+        built = builder.result()
+    finally:
+        builder.close()
+
+    assert built is not None
+    text, when = built
+    assert when.tzinfo is not None
+    here = fragment_json(result, indexes=[INDEX], weakened=["attestations off"])
+    assert comparable(text) == comparable(here)
+    assert schema_errors(text) is None
+    demo = next(c for c in json.loads(text)["components"] if c["name"] == "demo")
+    assert [c["name"] for c in demo["components"]] == ["zlib"]
+
+
+@pytest.mark.parametrize("how", ["no interpreter", "fails", "says nothing useful", "closed"])
+def test_a_failed_process_leaves_the_fragment_to_this_one(
+        target: Target, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    if how == "no interpreter":
+        monkeypatch.setattr(sys, "executable", str(Path(sys.prefix) / "no-such-python"))
+    elif how == "fails":
+        monkeypatch.setattr(fragment, "_CHILD", "import sys; sys.stdin.read(); sys.exit(3)")
+    elif how == "says nothing useful":
+        monkeypatch.setattr(fragment, "_CHILD", "import sys; sys.stdin.read(); print('{')")
+    builder = FragmentBuilder()
+    if how == "closed":
+        builder.close()
+    builder.send(outcome(target, dist("demo", "1.0")), indexes=[INDEX], weakened=[])
+    assert builder.result() is None
+    builder.close()  # again: harmless
