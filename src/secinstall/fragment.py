@@ -18,12 +18,13 @@ import dataclasses
 import importlib.util
 import json
 import pickle  # nosec B403 - our own objects, to our own child process, through a pipe
+import queue
 import subprocess  # nosec B404 - runs this interpreter, no shell
 import sys
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .pipeline import Outcome
@@ -42,52 +43,69 @@ _CHILD = ("import json, sys\n"
 class FragmentBuilder:
     """`tree` each verified wheel's tree as soon as it is (its bundled SBOMs are read
     meanwhile), `send` the install's facts once they are known, then `result` (None:
-    build it yourself). `close` stops the process if it is still there. Thread-safe."""
+    build it yourself). `close` stops the process if it is still there. Thread-safe;
+    nothing here waits for the child but `result`."""
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        # Written by a thread of their own: the child takes them in its own time (it may
+        # be reading a bundled SBOM), and a pipe holds only so much.
+        self._messages: queue.SimpleQueue[tuple[object, ...] | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
         # Embedded (no interpreter to start), or the core install without cyclonedx.
         if not sys.executable or importlib.util.find_spec("cyclonedx") is None:
             return
-        with contextlib.suppress(OSError):
+        try:
             self._proc = subprocess.Popen(  # noqa: S603  # nosec B603 - argument list, no shell
                 [sys.executable, "-I", "-c", _CHILD, json.dumps(sys.path)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except OSError:
+            return
+        self._writer = threading.Thread(target=self._write, args=(self._proc,), daemon=True)
+        self._writer.start()
 
     def tree(self, unpacked: Unpacked) -> None:
         """`unpacked` has been verified: its bundled SBOMs can be read."""
-        self._put(("bundled", unpacked.fetched.dist.name,
-                   unpacked.root / unpacked.info.dist_info_dir))
+        self._messages.put(("bundled", unpacked.fetched.dist.name,
+                            unpacked.root / unpacked.info.dist_info_dir))
 
     def send(self, outcome: Outcome, *, indexes: Sequence[str],
              weakened: Sequence[str]) -> None:
-        self._put(("build", _slim(outcome), list(indexes), list(weakened)))
+        self._messages.put(("build", _slim(outcome), list(indexes), list(weakened)))
 
-    def _put(self, message: tuple[object, ...]) -> None:
-        with self._lock:
-            if self._proc is None:
-                return
-            try:
-                stdin: IO[bytes] | None = self._proc.stdin
-                assert stdin is not None  # noqa: S101  # nosec B101 - PIPE above
+    def _write(self, proc: subprocess.Popen[bytes]) -> None:
+        stdin = proc.stdin
+        assert stdin is not None  # noqa: S101  # nosec B101 - PIPE above
+        try:
+            while (message := self._messages.get()) is not None:
                 pickle.dump(message, stdin)
-                stdin.flush()  # closed by `result`'s communicate()
-            except (OSError, pickle.PicklingError, TypeError, AttributeError):
-                self._close()
+                stdin.flush()
+            stdin.close()
+        except (OSError, ValueError, pickle.PicklingError, TypeError, AttributeError):
+            # The child is gone or the message can't be sent: `result` says None.
+            with contextlib.suppress(OSError):
+                proc.kill()
 
     def result(self) -> tuple[str, datetime] | None:
         """The fragment's text and time, or None if the process didn't make it."""
         with self._lock:
-            proc = self._proc
-            if proc is None:
+            proc, writer = self._proc, self._writer
+            if proc is None or writer is None:
                 return None
+            self._messages.put(None)
+            stuck = threading.Timer(TIMEOUT, proc.kill)  # ends the read below
+            stuck.start()
             try:
-                out, _ = proc.communicate(timeout=TIMEOUT)
-            except (OSError, ValueError, subprocess.TimeoutExpired):
-                self._close()
-                return None
+                out = proc.stdout.read() if proc.stdout is not None else b""
+                proc.wait()
+            except (OSError, ValueError):
+                out = b""
+            finally:
+                stuck.cancel()
+            writer.join()
             if proc.returncode != 0:
+                self._close()
                 return None
         try:
             answer = json.loads(out)
@@ -106,10 +124,12 @@ class FragmentBuilder:
         if proc.poll() is None:
             with contextlib.suppress(OSError):
                 proc.kill()
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
+        self._messages.put(None)  # the writer stops (its pipe is broken anyway)
+        if self._writer is not None:
+            self._writer.join(TIMEOUT)
+        if proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                proc.stdout.close()
         proc.wait()
 
 

@@ -223,11 +223,6 @@ def cache_dir_from(s: Settings, args: argparse.Namespace) -> Path | None:
 
 def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
     """`install`'s options and target, from the arguments merged with every configuration."""
-    from ..errors import RequirementsError
-    from ..lockfiles.pylock import is_lock_path
-    from ..models import InstallOptions
-    from ..policy import attestation_policy as with_usage_policy
-    from ..requirements import parse_files
     from ..target import begin_target
 
     s = Settings(args)
@@ -235,6 +230,11 @@ def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
                            prefix=s("prefix", args.prefix))
     # Imported while the target interpreter starts up and answers (about as long).
     from .. import pipeline  # noqa: F401
+    from ..errors import RequirementsError
+    from ..lockfiles.pylock import is_lock_path
+    from ..models import InstallOptions
+    from ..policy import attestation_policy as with_usage_policy
+    from ..requirements import parse_files
 
     target = pending()
     if target.kind == "environment":
