@@ -261,7 +261,7 @@ class _Connections:
     def pool(self) -> urllib3.PoolManager:
         with self._lock:
             if self._pool is None:
-                import urllib.request
+                from urllib.request import getproxies
 
                 import urllib3
 
@@ -272,7 +272,7 @@ class _Connections:
                     "maxsize": self._size,
                     "headers": {"User-Agent": USER_AGENT},
                 }
-                proxy = self._proxy or urllib.request.getproxies().get("https")
+                proxy = self._proxy or getproxies().get("https")
                 self._pool = (
                     urllib3.ProxyManager(proxy, **common)  # type: ignore[arg-type]
                     if proxy
@@ -321,6 +321,6 @@ def _ssl_reason(exc: Exception) -> str:
 
 
 def _file_path(url: str) -> Path:
-    import urllib.request
+    from urllib.request import url2pathname
 
-    return Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+    return Path(url2pathname(urllib.parse.urlsplit(url).path))

@@ -142,9 +142,9 @@ def list_find_links(client: Client, location: str) -> list[IndexFile]:
     """Files at a find-links location: a local directory, a file, or an HTML page."""
     path: Path | None = None
     if location.startswith("file:"):
-        import urllib.request
+        from urllib.request import url2pathname  # loads http.client and ssl: only here
 
-        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(location).path))
+        path = Path(url2pathname(urllib.parse.urlsplit(location).path))
     elif "://" not in location:
         path = Path(location)
     if path is None:

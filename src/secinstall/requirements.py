@@ -8,7 +8,6 @@ import os
 import re
 import shlex
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,7 +225,9 @@ class _State:
             )
             return
         if scheme == "file":
-            path = urllib.request.url2pathname(urllib.parse.urlsplit(path).path)
+            from urllib.request import url2pathname  # loads http.client and ssl: only here
+
+            path = url2pathname(urllib.parse.urlsplit(path).path)
         if _PYLOCK_RE.match(os.path.basename(path)):
             self.problems.append(f"{prefix}{path}: pylock.toml files are not supported yet")
             return

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+import secinstall
 from secinstall.bytecode import PYC_PER_WORKER
 from secinstall.cache import LISTING
 from secinstall.cli import main
@@ -65,6 +66,32 @@ def test_warm_pinned_install_asks_no_index(
     assert _pinned_install(index, ca_file, other, tmp_path, wheel, "-v") == 0
     assert index.requests[before:] == []
     assert "1 from cache" in capsys.readouterr().out
+    assert run_in(other, "import warm; print(warm.__version__)").stdout.strip() == "1.0"
+
+
+def test_warm_install_loads_no_network_stack(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+) -> None:
+    """Served from the cache, an install sets up neither TLS nor urllib3 (their import and
+    the CA bundle were a tenth of a warm install's time)."""
+    wheel = make_wheel("warm", "1.0")
+    index.add(wheel)
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
+    other = _venv_like(venv, tmp_path, "other")
+    args = ["install", "--cert", str(ca_file), "--index-url", index.url,
+            "--cache-dir", str(tmp_path / "cache"), "--python", str(other.python),
+            "-r", str(tmp_path / "requirements.txt")]
+    code = ("import sys\n"
+            "from secinstall.cli import main\n"
+            f"assert main({args!r}) == 0\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'ssl', 'urllib3'}))")
+    src = str(Path(secinstall.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+           "PIP_CONFIG_FILE": os.devnull}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
     assert run_in(other, "import warm; print(warm.__version__)").stdout.strip() == "1.0"
 
 
