@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import functools
 import io
 import json
 import os
@@ -111,6 +112,7 @@ def remove_distribution(txn: Transaction, dist: InstalledDist, target: Target) -
     return warnings
 
 
+@functools.cache  # made once, not for every wheel: making a dataclass takes a while
 def _destination_class() -> type:
     from installer.destinations import SchemeDictionaryDestination
     from installer.records import Hash, RecordEntry
@@ -238,6 +240,7 @@ class Linker:
             make_executable(dest)
 
 
+@functools.cache
 def _tree_source_class() -> type:
     from installer.sources import WheelSource
 
@@ -358,8 +361,8 @@ def begin_install(txn: Transaction, target: Target, wheels: Sequence[VerifiedDis
     with contextlib.suppress(OSError):
         # All wheels' directories at once; a failure here is met again by the wheel
         # concerned (`_place_all`), which names it.
-        txn.make_dirs_many({Path(os.path.dirname(p.dest)) for wheel in placements
-                            for p in wheel})
+        txn.make_dirs_many({Path(d) for d in {os.path.dirname(p.dest) for wheel in placements
+                                               for p in wheel}})
     placed: list[list[tuple[str, Any]]] = []
     for v, u, wheel in zip(wheels, unpacked, placements, strict=True):
         files: list[tuple[str, str, bool]] = []
