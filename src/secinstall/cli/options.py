@@ -221,6 +221,14 @@ def cache_dir_from(s: Settings, args: argparse.Namespace) -> Path | None:
     return Path(cache_dir).expanduser() if cache_dir else None
 
 
+def _is_lock(path: str) -> bool:
+    if not os.path.basename(path).startswith("pylock."):
+        return False  # without loading the lock-file module (and packaging.pylock)
+    from ..lockfiles.pylock import is_lock_path
+
+    return is_lock_path(path)
+
+
 def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
     """`install`'s options and target, from the arguments merged with every configuration."""
     from ..target import begin_target
@@ -231,7 +239,6 @@ def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
     # Imported while the target interpreter starts up and answers (about as long).
     from .. import pipeline  # noqa: F401
     from ..errors import RequirementsError
-    from ..lockfiles.pylock import is_lock_path
     from ..models import InstallOptions
     from ..policy import attestation_policy as with_usage_policy
     from ..requirements import parse_files
@@ -241,7 +248,7 @@ def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
         s = Settings(args, site_prefix=target.root)  # pip's "site" file is in the target
 
     req_files = as_list(s("requirement", args.requirement, []))
-    locks = [f for f in req_files if is_lock_path(f)]
+    locks = [f for f in req_files if _is_lock(f)]
     if locks and (len(locks) > 1 or len(req_files) > 1 or args.requirements_args):
         raise RequirementsError(
             "a lock file is installed as a whole: give one pylock.toml and no other "
