@@ -2,10 +2,10 @@
 
 cyclonedx-python-lib takes longer to import, and then to build and write a fragment, than
 a warm install takes to link every file; in a thread it would also hold the GIL that the
-linking needs. So the process is started as soon as there is something to install: it
-imports cyclonedx while secinstall starts, reads the bundled SBOMs of each wheel as soon as
-it is verified, gets the install's facts when they are known (before anything is
-written), and builds the fragment while the files are linked.
+linking needs. So `install` starts the process first thing (and closes it if there is
+nothing to install): it imports cyclonedx while secinstall starts, reads the bundled SBOMs
+of each wheel as soon as it is verified, gets the install's facts when they are known
+(before anything is written), and builds the fragment while the files are linked.
 
 It is only a faster way to the same text (`sbom.fragment_json`): if the process can't be
 started, fails or says nothing, `sbom.write_fragment` builds the fragment in this process.

@@ -108,9 +108,10 @@ class Plan:
     """What resolution decided: the files to fetch, verify and install."""
 
     items: tuple[PlannedDist, ...]
-    #: "pinned" (no resolver ran), "lock" (a pylock.toml, no resolver ran) or "pip"
-    #: (pip's resolver, through its report).
-    resolver: Literal["pinned", "lock", "pip"]
+    #: "pinned" (no resolver ran), "lock" (a pylock.toml, no resolver ran), "pip" (pip's
+    #: resolver, through its report) or "command" (the one `secinstall run` ran: pip,
+    #: uv, Poetry...).
+    resolver: Literal["pinned", "lock", "pip", "command"]
     #: True when every distribution must have a pinned hash (pip's hash-checking mode).
     require_hashes: bool = False
 

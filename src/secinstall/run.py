@@ -163,7 +163,7 @@ def record(result: RunResult, *, indexes: Sequence[str], weakened: Sequence[str]
     served = [c.served for c in verified if c.served is not None]
     outcome = Outcome(
         target=result.target,
-        plan=Plan(items=tuple(s.verified.dist for s in served), resolver="pip"),
+        plan=Plan(items=tuple(s.verified.dist for s in served), resolver="command"),
         verified=[s.verified for s in served],
         wheel_info={s.verified.dist.name: s.info for s in served},
         result=InstallResult(installed=tuple(s.verified for s in served),

@@ -93,6 +93,8 @@ def test_pip_install_is_verified_and_recorded(
     bom = json.loads(fragment.read_text())
     (component,) = bom["components"]
     assert (component["name"], component["version"]) == (PROJECT, "0.0.30")
+    # pip chose the files, not secinstall's pinned path or its pip report.
+    assert {"name": "secinstall:resolver", "value": "command"} in bom["metadata"]["properties"]
     assert component["hashes"] == [{"alg": "SHA-256",
                                     "content": sha256_of(fixture_bytes(WHEEL))}]
     trusted = json.loads((venv.path / ".secinstall" / "publishers.json").read_text())
