@@ -127,9 +127,11 @@ class FragmentBuilder:
         self._messages.put(None)  # the writer stops (its pipe is broken anyway)
         if self._writer is not None:
             self._writer.join(TIMEOUT)
-        if proc.stdout is not None:
-            with contextlib.suppress(OSError):
-                proc.stdout.close()
+        # Both pipes: the writer leaves stdin open when the child went away under it.
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    pipe.close()
         proc.wait()
 
 

@@ -4,8 +4,10 @@ nothing lost when that process can't do it."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +89,20 @@ def test_a_failed_process_leaves_the_fragment_to_this_one(
     builder.send(outcome(target, dist("demo", "1.0")), indexes=[INDEX], weakened=[])
     assert builder.result() is None
     builder.close()  # again: harmless
+
+
+def test_a_process_gone_mid_message_leaves_no_pipe_open(
+        target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child exits while the writer is sending more than a pipe holds: the writer
+    meets a broken pipe, and `result` still closes both ends (a pipe left open is a
+    ResourceWarning, which is an error in the tests and noise for users)."""
+    monkeypatch.setattr(fragment, "_CHILD", "import sys; sys.exit(3)")
+    big = outcome(target, dist("demo", "1.0", meta={"summary": "x" * 1_000_000}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        builder = FragmentBuilder()
+        builder.send(big, indexes=[INDEX], weakened=[])
+        assert builder.result() is None
+        del builder
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
