@@ -3,19 +3,28 @@ by the hash the index or a pin gives for it, and what is found is what was verif
 
 Beside a verified file the cache keeps the index's listing of it and the provenance that
 verified, so that a pinned install whose files are all cached needs no network at all
-(the file is hashed again, and the provenance verified again, before use)."""
+(the file is hashed again, and the provenance verified again, before use).
+
+A cache that can't be written (a read-only mount, another user's, baked into a CI image)
+is still read: what it holds is used, checked as ever. What it can't take (a download, its
+listing, a tree extracted again) goes to a temporary layer for this run, made at the first
+write it refuses (`Cache.write`, the one place that decides). That is learnt by trying, not
+with `os.access`: root passes `os.access` where a read-only mount still refuses it."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import re
 import shutil
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import FetchError
 from .files import write_atomic
@@ -25,6 +34,11 @@ LISTING = "listing.json"
 PROVENANCE = "provenance.json"
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: A write refused for want of permission: the cache can't be written by this process
+#: (other errors, a full disk say, are errors).
+_UNWRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+T = TypeVar("T")
 
 
 def default_cache_dir() -> Path:
@@ -43,29 +57,77 @@ class Cache:
         self._tmp = None if root is not None else tempfile.mkdtemp(prefix="secinstall-")
         self.root = root if root is not None else Path(self._tmp or "")
         self.files = self.root / "files" / "sha256"
+        #: Where writes go once this cache has refused one: a `Cache(None)` for this run.
+        self._overflow: Cache | None = None
+        self._overflow_lock = threading.Lock()  # downloads run in threads: one layer
+        #: For the user, once writes went to that layer: which cache, and why.
+        self.note: str | None = None
+
+    @property
+    def temporary(self) -> bool:
+        """Whether this cache lives for one run only (`--no-cache-dir`, or the layer of a
+        cache that can't be written): nothing in it outlives the run, so nothing to
+        protect."""
+        return self._tmp is not None
+
+    def write(self, attempt: Callable[[Cache], T]) -> T:
+        """`attempt(layer)` with the layer writes go to: this cache, until it refuses a
+        write for want of permission; from then on a temporary layer for this run, for
+        every write (one place decides, once: not some here and some there)."""
+        layer = self._overflow
+        if layer is None:
+            try:
+                return attempt(self)
+            except OSError as exc:
+                # A temporary cache that can't be written has no better place to go.
+                if exc.errno not in _UNWRITABLE or self.temporary:
+                    raise
+                layer = self._spill(exc)
+        return attempt(layer)
+
+    def _spill(self, exc: OSError) -> Cache:
+        with self._overflow_lock:
+            if self._overflow is None:
+                self._overflow = Cache(None)
+                self.note = (f"the cache at {self.root} can't be written "
+                             f"({exc.strerror or exc}): the files it holds are used "
+                             "(checked again, as always); new ones are kept for this run "
+                             "only")
+            return self._overflow
+
+    def _layers(self) -> tuple[Cache, ...]:
+        # This run's layer first: it holds only what this cache lacked or held damaged.
+        return (self,) if self._overflow is None else (self._overflow, self)
+
+    def homes(self, sha256: str) -> list[Path]:
+        """Where the file with this sha256 and what is kept beside it may be, in the order
+        to look (see `home`)."""
+        return [layer.home(sha256) for layer in self._layers()]
 
     def path_for(self, sha256: str, filename: str) -> Path:
-        # Both come from an index (or pip's report): neither may lead out of the cache.
-        home = self.home(sha256)
-        if filename in ("", ".", "..") or any(c in filename for c in "/\\\0"):
-            raise FetchError(f"refusing the file name {filename!r}: an index must name a "
-                             "file, not a path")
-        return home / filename
+        return self.home(sha256) / _file_name(filename)
 
     def lookup(self, sha256: str, filename: str) -> Path | None:
         if not _SHA256.fullmatch(sha256):
             return None  # a malformed hash from an index: nothing cached under it
-        path = self.path_for(sha256, filename)
-        return path if path.is_file() else None
+        name = _file_name(filename)
+        return next((p for home in self.homes(sha256) if (p := home / name).is_file()), None)
 
     def new_temp(self) -> tuple[int, Path]:
         """An open file descriptor and path for a download in progress."""
-        self.files.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".part-", dir=self.files)
-        return fd, Path(name)
+
+        def make(layer: Cache) -> tuple[int, Path]:
+            layer.files.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=".part-", dir=layer.files)
+            return fd, Path(name)
+
+        return self.write(make)
 
     def store(self, temp: Path, sha256: str, filename: str) -> Path:
-        final = self.path_for(sha256, filename)
+        """Put a download from `new_temp` in place, in the layer it was written to (on
+        the same filesystem: a rename)."""
+        layer = next((c for c in self._layers() if temp.parent == c.files), self)
+        final = layer.path_for(sha256, filename)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(temp, final)
         return final
@@ -73,7 +135,8 @@ class Cache:
     def remember(self, verified: VerifiedDist) -> None:
         """Keep the listing and the provenance of a file that passed verification."""
         fetched = verified.fetched
-        if fetched.path.parent != self.path_for(fetched.sha256, fetched.path.name).parent:
+        # Beside the file, in whichever layer holds it.
+        if fetched.path.parent not in self.homes(fetched.sha256):
             return
         entry: dict[str, Any] = {"file": dataclasses.asdict(verified.dist.file)}
         if fetched.provenance is not None and verified.attestation is not None:
@@ -103,23 +166,23 @@ class Cache:
         """The listing and cached file of a verified file with this sha256, if cached."""
         if not _SHA256.fullmatch(sha256):
             return None
-        entry = _read_json(self.home(sha256) / LISTING)
+        home, entry = self._listing(sha256)
         try:
             fields = dict(entry["file"]) if entry else None
             if fields is None:
                 return None
             file = IndexFile(**fields)
-            path = self.lookup(sha256, file.filename)
+            path = home / _file_name(file.filename)
         except (TypeError, ValueError, KeyError, FetchError):
             return None  # written by another version of secinstall, or damaged
-        return (file, path) if path is not None else None
+        return (file, path) if path.is_file() else None
 
     def provenance(self, sha256: str) -> tuple[bool, tuple[bytes, str] | None]:
         """(known, provenance): what verified the cached file with this sha256 — None
         when it was known to have none — or (False, None) when nothing is recorded."""
         if not _SHA256.fullmatch(sha256):
             return False, None
-        entry = _read_json(self.home(sha256) / LISTING)
+        _home, entry = self._listing(sha256)
         if not isinstance(entry, dict) or "provenance" not in entry:
             return False, None
         prov = entry["provenance"]
@@ -129,9 +192,28 @@ class Cache:
         except (TypeError, KeyError, AttributeError):
             return False, None
 
+    def _listing(self, sha256: str) -> tuple[Path, Any]:
+        """The first listing kept for this sha256, with the directory that holds it."""
+        for home in self.homes(sha256):
+            entry = _read_json(home / LISTING)
+            if entry is not None:
+                return home, entry
+        return self.home(sha256), None
+
     def close(self) -> None:
+        if self._overflow is not None:
+            self._overflow.close()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _file_name(filename: str) -> str:
+    # It comes from an index (or pip's report), as the digest does: neither may lead out of
+    # the cache.
+    if filename in ("", ".", "..") or any(c in filename for c in "/\\\0"):
+        raise FetchError(f"refusing the file name {filename!r}: an index must name a "
+                         "file, not a path")
+    return filename
 
 
 def _read_json(path: Path) -> Any:

@@ -3,6 +3,7 @@ hashed while it is written (no second read). A cached file is re-hashed before u
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -117,7 +118,10 @@ def _fetch_file(client: Client, cache: Cache, dist: PlannedDist,
             hashes, size = _hash_file(cached, algos)
             if hashes["sha256"] == digest:
                 return FetchedFile(dist, cached, hashes, size, from_cache=True)
-            cached.unlink()  # corrupted entry: drop it and download again
+            # A corrupted entry: dropped, and downloaded again. A cache that can't be
+            # written keeps it; the download goes to its layer for this run.
+            with contextlib.suppress(OSError):
+                cached.unlink()
     fd, temp = cache.new_temp()
     hashers = {a: hashlib.new(a) for a in algos}
     size = 0

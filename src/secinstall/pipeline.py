@@ -218,7 +218,7 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
                                 policy=options.attestations, trust=trust, tags=target.tags,
                                 contents=False)
         # The members' hashes: checked as each is extracted, or again in the cached tree.
-        tree = unpack(fetched, info, cache.home(fetched.sha256), read_only=not options.no_cache)
+        tree = unpack(fetched, info, cache)
         if bytecode is not None:
             bytecode.add(tree)
         if fragment is not None:
@@ -227,6 +227,8 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
 
     checked = fetch_each(client, cache, todo, check, jobs=options.jobs,
                          progress=progress or NoProgress(), policy=options.attestations)
+    if cache.note is not None:  # it couldn't be written: said once, however many files
+        outcome.notes.append(cache.note)
     outcome.verified = [v for v, _, _ in checked]
     outcome.wheel_info = {v.dist.name: i for v, i, _ in checked}
     outcome.unpacked = [u for _, _, u in checked]

@@ -117,6 +117,7 @@ class VerifyingIndex:
                            else settings.cache_dir or default_cache_dir())
         self.trust = TrustFile(settings.trust_dir) if settings.trust_dir is not None else None
         self._lock = threading.Lock()
+        self._cache_note_said = False  # a cache that can't be written: said once
         self._listings: dict[NormalizedName, list[IndexFile]] = {}
         self.served: list[Served] = []
         self.refused: list[Refusal] = []
@@ -172,6 +173,10 @@ class VerifyingIndex:
             dist = PlannedDist(name=name, version=str(version), file=file, pinned={},
                                requested=False)
             fetched = fetch_one(self.client, self.cache, dist, policy=self.settings.policy)
+            with self._lock:
+                if self.cache.note is not None and not self._cache_note_said:
+                    self._cache_note_said = True
+                    self.log(f"warning: {self.cache.note}")
             # The wheel's tags are the client's choice (`pip download --platform` is
             # legitimate) and no pins exist here, so neither is checked.
             verified, info = verify(fetched, require_pin=False, policy=self.settings.policy,

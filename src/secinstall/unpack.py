@@ -10,7 +10,9 @@ change the cache (the next use would find that, and extract again).
 
 Each install compiles the bytecode into the tree too (`bytecode`), then links it as well.
 
-Layout, beside the wheel in `files/sha256/<aa>/<digest>/`: `unpacked/` (the members).
+Layout, beside the wheel in `files/sha256/<aa>/<digest>/`: `unpacked/` (the members). A
+cache that can't be written keeps giving the trees it holds (checked as ever); a tree it
+lacks, or holds damaged, is extracted into the cache's temporary layer for this run.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import Cache
 from .errors import InstallError, WheelError
 from .files import make_executable
 from .models import FetchedFile
@@ -133,16 +136,31 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def unpack(fetched: FetchedFile, info: WheelInfo, home: Path, *,
-           read_only: bool = True) -> Unpacked:
-    """The tree of `fetched` under `home` (its directory in the cache): reused when every
-    file still matches RECORD, else extracted again, checking each member against RECORD
-    (a mismatch refuses the wheel: nothing of it is installed). `read_only=False` for a
-    cache that lives for one run (`--no-cache-dir`): nothing to protect, and the linked
-    files get the usual modes."""
+def unpack(fetched: FetchedFile, info: WheelInfo, cache: Cache) -> Unpacked:
+    """The tree of `fetched` in `cache`, beside the wheel: reused when every file still
+    matches RECORD, else extracted again, checking each member against RECORD (a mismatch
+    refuses the wheel: nothing of it is installed), where the cache puts what it writes."""
+    for home in cache.homes(fetched.sha256):
+        root = home / TREE
+        if root.is_dir() and _intact(root, info.members):
+            return Unpacked(fetched, info, root, {})
+    try:
+        # A layer that lives for one run (`--no-cache-dir`, or the layer of a cache that
+        # can't be written) has nothing to protect: its files, and the linked ones, get the
+        # usual modes.
+        root = cache.write(lambda layer: _extract_into(
+            fetched, info, layer.home(fetched.sha256), read_only=not layer.temporary))
+    except OSError as exc:
+        raise InstallError(f"can't unpack {fetched.path.name} into the cache at "
+                           f"{cache.root}: {exc.strerror or exc}") from exc
+    return Unpacked(fetched, info, root, {})
+
+
+def _extract_into(fetched: FetchedFile, info: WheelInfo, home: Path, *,
+                  read_only: bool) -> Path:
+    """Extract `fetched` into `home`'s tree, replacing a damaged one; its root. An OSError
+    is a write that failed: the caller's cache decides where to try again."""
     root = home / TREE
-    if root.is_dir() and _intact(root, info.members):
-        return Unpacked(fetched, info, root, {})
     home.mkdir(parents=True, exist_ok=True)
     staging = home / f".unpacking-{uuid.uuid4().hex[:12]}"
     try:
@@ -152,8 +170,7 @@ def unpack(fetched: FetchedFile, info: WheelInfo, home: Path, *,
         except OSError as exc:
             if exc.filename is None:  # not a file of ours: the archive itself
                 raise WheelError(f"{fetched.path.name} is not a readable wheel: {exc}") from exc
-            raise InstallError(f"can't unpack {fetched.path.name} into the cache at "
-                               f"{home}: {exc.strerror or exc}") from exc
+            raise
         except UNREADABLE as exc:
             raise WheelError(f"{fetched.path.name} is not a readable wheel: {exc}") from exc
         if problems:
@@ -168,7 +185,7 @@ def unpack(fetched: FetchedFile, info: WheelInfo, home: Path, *,
                 _replace(home, staging, root)
     finally:
         _remove_tree(staging)
-    return Unpacked(fetched, info, root, {})
+    return root
 
 
 def _replace(home: Path, staging: Path, root: Path) -> None:

@@ -535,3 +535,101 @@ def _code(pyc: Path) -> tuple[bytes, object, str]:
     data = pyc.read_bytes()
     code = marshal.loads(data[16:])  # noqa: S302 - bytecode this test had compiled
     return data[:16], code, code.co_filename
+
+
+# --- a cache that can't be written: what it holds is used, the rest kept for this run ------
+
+#: The one warning for a cache that can't be written (the OS reason follows it).
+_CANT_WRITE = "can't be written"
+
+
+def _need_read_only_mount(tmp_path: Path) -> None:
+    if not _read_only_mount_works(tmp_path):
+        pytest.skip("needs `unshare -m` and bind mounts (root with CAP_SYS_ADMIN) to make "
+                    "a cache really read-only")
+
+
+def _cant_write_warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if _CANT_WRITE in line]
+
+
+def test_read_only_cache_is_used_and_new_files_are_kept_for_this_run(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A cache that can't be written (a read-only mount, another user's, baked into a CI
+    image) still gives what it holds, and a file it lacks is downloaded into a layer that
+    lives for this run only: the install works, says so once, and changes nothing there."""
+    _need_read_only_mount(tmp_path)
+    cached, new = make_wheel("rocached", "1.0"), make_wheel("ronew", "2.0")
+    index.add(cached)
+    index.add(new)
+    assert _pinned_install(index, ca_file, venv, tmp_path, cached) == 0
+    assert not _cant_write_warnings(capsys.readouterr().err), "a writable cache: no warning"
+    cache = tmp_path / "cache"
+    before = snapshot(cache)
+
+    reqs = tmp_path / "both.txt"
+    reqs.write_text(f"{pin(cached)}\n{pin(new)}\n", encoding="utf-8")
+    other = _venv_like(venv, tmp_path, "other")
+    (tmp_path / "tmp").mkdir()
+    asked = len(index.requests)
+    done = _install_read_only(cache, other, ca_file, index, tmp_path / "tmp", "-r", str(reqs))
+    assert done.returncode == 0, done.stderr
+    assert _cant_write_warnings(done.stderr) == [
+        f"warning: the cache at {cache} can't be written (Read-only file system): the files "
+        "it holds are used (checked again, as always); new ones are kept for this run only"]
+    downloads = [r for r in index.requests[asked:] if r.endswith(".whl")]
+    assert [Path(r).name for r in downloads] == [new.name]  # the cached one was used
+    assert snapshot(cache) == before, "the cache was changed"
+    assert not list((tmp_path / "tmp").iterdir()), "temporary files were left"
+    check = "import rocached, ronew; print(rocached.__version__, ronew.__version__)"
+    assert run_in(other, check).stdout.split() == ["1.0", "2.0"]
+    # Extracted into this run's layer, as with --no-cache-dir: nothing to protect there.
+    assert (other.purelib / "ronew" / "__init__.py").stat().st_mode & 0o200
+
+    # All of it cached: nothing to write, so nothing to warn about.
+    third = _venv_like(venv, tmp_path, "third")
+    done = _install_read_only(cache, third, ca_file, index, tmp_path / "tmp",
+                              "-r", str(tmp_path / "requirements.txt"))
+    assert done.returncode == 0, done.stderr
+    assert not _cant_write_warnings(done.stderr)
+    assert run_in(third, "import rocached; print(rocached.__version__)").stdout.strip() == "1.0"
+    assert snapshot(cache) == before
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+@pytest.mark.parametrize("damaged", ["tree", "wheel"])
+def test_damaged_entry_of_a_read_only_cache_is_replaced_for_this_run(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+    damaged: str,
+) -> None:
+    """What a cache that can't be written holds is checked before use as ever: a changed
+    tree is extracted again, a changed wheel downloaded again, into this run's layer."""
+    _need_read_only_mount(tmp_path)
+    wheel = _linked_wheel(make_wheel)
+    index.add(wheel)
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
+    cache = tmp_path / "cache"
+    if damaged == "tree":
+        changed = _tree(tmp_path) / MODULE
+        changed.chmod(0o644)
+        changed.write_text('__version__ = "evil"\n', encoding="utf-8")
+    else:
+        (changed,) = cache.rglob(wheel.name)
+        changed.write_bytes(changed.read_bytes()[:-10] + b"0123456789")
+    before = snapshot(cache)
+
+    other = _venv_like(venv, tmp_path, "other")
+    (tmp_path / "tmp").mkdir()
+    asked = len(index.requests)
+    done = _install_read_only(cache, other, ca_file, index, tmp_path / "tmp",
+                              "-r", str(tmp_path / "requirements.txt"))
+    assert done.returncode == 0, done.stderr
+    assert len(_cant_write_warnings(done.stderr)) == 1, done.stderr
+    downloads = [Path(r).name for r in index.requests[asked:] if r.endswith(".whl")]
+    assert downloads == ([wheel.name] if damaged == "wheel" else [])
+    assert snapshot(cache) == before, "the cache was changed"
+    assert not list((tmp_path / "tmp").iterdir()), "temporary files were left"
+    assert (other.purelib / MODULE).read_text(encoding="utf-8") == '__version__ = "1.0"\n'
+    assert _imports(other) == "1.0"

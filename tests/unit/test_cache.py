@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,57 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache_dir() == tmp_path / "home" / ".cache" / "secinstall"
+
+
+def _refused_here(cache: Cache) -> Callable[[Cache], Path]:
+    """A write as `Cache.write` runs it, refused by `cache` itself as a read-only mount
+    refuses it (the real refusal needs a mount: tests/integration/test_cache.py)."""
+
+    def attempt(layer: Cache) -> Path:
+        if layer is cache:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(layer.files))
+        return _store(layer)
+
+    return attempt
+
+
+def test_a_refused_write_goes_to_a_layer_for_this_run(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    fresh = cache.note  # a copy: asserting on cache.note would narrow it to None for mypy
+    assert fresh is None and not cache.temporary
+    stored = cache.write(_refused_here(cache))
+    assert not stored.is_relative_to(cache.root)
+    assert cache.note == (f"the cache at {cache.root} can't be written (Read-only file "
+                          "system): the files it holds are used (checked again, as "
+                          "always); new ones are kept for this run only")
+    # Found like anything cached, the cache's own copy after this run's.
+    assert cache.lookup(SHA, NAME) == stored
+    assert stored.parent in cache.homes(SHA)
+    # From then on every write goes there, this cache untried; one layer, one note.
+    note = cache.note
+    fd, temp = cache.new_temp()
+    os.close(fd)
+    assert temp.parent == stored.parent.parent.parent
+    assert cache.store(temp, SHA, NAME) == stored
+    assert cache.note == note
+    assert not (tmp_path / "cache").exists()
+    cache.close()
+    assert not stored.exists()
+
+
+def test_other_write_errors_are_errors(tmp_path: Path) -> None:
+    """Only a refusal for want of permission sends writes elsewhere: a full disk, or a
+    cache path through a file, is an error to report."""
+    (tmp_path / "a-file").write_bytes(b"")
+    cache = Cache(tmp_path / "a-file" / "cache")
+    with pytest.raises(NotADirectoryError):
+        cache.new_temp()
+    assert cache.note is None
+    # Nor does a temporary cache look for another place: there is none better.
+    temporary = Cache(None)
+    try:
+        with pytest.raises(OSError, match="Read-only"):
+            temporary.write(_refused_here(temporary))
+        assert temporary.note is None
+    finally:
+        temporary.close()
