@@ -622,3 +622,16 @@ def test_unknown_extra_or_group_is_refused(
     err = refuse(cli, cli.venv("fresh"), "-r", grouped_lock, *options)
 
     assert f"error: {grouped_lock} {message}" in err
+
+
+def test_lock_output_that_cant_be_written_is_refused_before_any_download(
+    cli: Cli, project: dict[str, Path]
+) -> None:
+    missing = cli.tmp / "missing" / "pylock.toml"
+
+    run = cli("lock", "--python", cli.venv("lock-target").path, "app", "-o", missing)
+
+    assert run.code == 1
+    assert f"error: -o/--output {missing}: the directory {missing.parent} doesn't exist" \
+        in run.err
+    assert not [r for r in cli.index.requests if r.startswith("/files/")]

@@ -81,3 +81,23 @@ def test_report_file_of_an_upgrade(
     assert item["download_info"]["archive_info"]["hashes"]["sha256"] == \
         hashlib.sha256(new.read_bytes()).hexdigest()
     assert run_in(venv, "import lib; print(lib.__version__)").stdout == "2.0\n"
+
+
+@pytest.mark.parametrize("where", ["in a missing directory", "a directory"])
+def test_report_that_cant_be_written_is_refused_before_anything_is_done(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, tmp_path: Path, where: str
+) -> None:
+    """Found after the install, it would leave the install done and its report lost (it
+    was a traceback); it is checked first."""
+    wheel = make_wheel("lib", "1.0")
+    secinstall.index.add(wheel)
+    report_file = tmp_path / "missing" / "report.json" if where != "a directory" else tmp_path
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, *secinstall.pinned(wheel), "--report", report_file)
+
+    assert run.code == 1
+    expected = "doesn't exist" if where != "a directory" else "that is a directory"
+    assert f"error: --report {report_file}: " in run.err and expected in run.err
+    assert snapshot(venv.path) == before
+    assert not [r for r in secinstall.index.requests if r.startswith("/files/")]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from .options import add_policy_options, add_target_options, usage_policy
-from .output import Output
+from .output import Output, output_path, write_output
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -48,16 +47,12 @@ def _cmd_sbom(args: argparse.Namespace, out: Output) -> int:
     from ..sbom import environment_sbom
     from ..target import resolve_target
 
+    output_file = None if args.output in (None, "-") else output_path(args.output,
+                                                                      "-o/--output")
     target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
     text = environment_sbom(target, fmt=args.format)
-    if args.output and args.output != "-":
-        from ..errors import SecinstallError
-        from ..files import write_atomic
-
-        try:
-            write_atomic(Path(args.output), text + "\n")
-        except OSError as exc:
-            raise SecinstallError(f"can't write {args.output}: {exc.strerror or exc}") from exc
+    if output_file is not None:
+        write_output(output_file, text + "\n")
         out.info(f"wrote {args.format} SBOM of {target.root} to {args.output}")
     else:
         print(text)

@@ -6,11 +6,10 @@ import argparse
 import dataclasses
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from .options import EPILOG, add_install_options, install_options
-from .output import Output
+from .output import Output, output_path, write_output
 
 INSTALL_DESCRIPTION = """\
 Install wheels, verified before anything is written: every file's sha256 is checked
@@ -87,6 +86,8 @@ def _cmd_install(args: argparse.Namespace, out: Output) -> int:
     fragment = None if args.dry_run else FragmentBuilder()
     try:
         options, target = install_options(args)  # imports the pipeline meanwhile
+        report_file = None if args.report in (None, "-") else output_path(args.report,
+                                                                          "--report")
     except BaseException:
         if fragment is not None:
             fragment.close()
@@ -127,33 +128,34 @@ def _cmd_install(args: argparse.Namespace, out: Output) -> int:
             out.debug(f"SBOM fragment: {outcome.sbom}")
     if args.report:
         report = json.dumps(build_report(outcome, weakened=weakened), indent=2)
-        if args.report == "-":
+        if report_file is None:
             print(report)
         else:
-            Path(args.report).write_text(report + "\n", encoding="utf-8")
+            write_output(report_file, report + "\n")
     return 0
 
 
 def _cmd_lock(args: argparse.Namespace, out: Output) -> int:
     from ..lockfiles.pylock import pylock_text
-    from ..lockfiles.requirements import requirements_text, write_atomic
+    from ..lockfiles.requirements import requirements_text
     from ..pipeline import run_install
 
     options, target = install_options(args)
+    output = args.output or ("pylock.toml" if args.format == "pylock" else "-")
+    output_file = None if output == "-" else output_path(output, "-o/--output")
     # Every file is verified, also those already installed in the target.
     options = dataclasses.replace(options, dry_run=True, force_reinstall=True)
     for w in options.weakenings:
         out.warn(f"verification weakened: {w}")
     outcome = run_install(options, target, log=out.debug)
     attestation_summary(outcome.verified, out)
-    output = args.output or ("pylock.toml" if args.format == "pylock" else "-")
     if args.format == "pylock":
         text = pylock_text(outcome, indexes=options.sources.index_urls)
     else:
         text = requirements_text(outcome, filename=output)
-    if output == "-":
+    if output_file is None:
         print(text, end="")
     else:
-        write_atomic(Path(output), text)
+        write_output(output_file, text)
         out.info(f"Locked {len(outcome.verified)} distribution(s), each verified, in {output}")
     return 0

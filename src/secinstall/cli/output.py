@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import TextIO
+
+from ..errors import ConfigError, SecinstallError
 
 
 class Output:
@@ -24,3 +28,27 @@ class Output:
     def warn(self, message: str) -> None:
         if self.verbosity >= -1:
             print(f"warning: {message}", file=sys.stderr)
+
+
+def output_path(value: str, option: str) -> Path:
+    """The file `option` names for writing, checked before any work is done: a failure
+    found after an install would leave it done with its report lost."""
+    path = Path(value)
+    parent = path.parent
+    if path.is_dir():
+        raise ConfigError(f"{option} {value}: that is a directory; name a file in it")
+    if not parent.is_dir():
+        raise ConfigError(f"{option} {value}: the directory {parent} doesn't exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {value}: the directory {parent} can't be written")
+    return path
+
+
+def write_output(path: Path, text: str) -> None:
+    """`text` to `path` in one step (a reader never sees half of it)."""
+    from ..files import write_atomic
+
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise SecinstallError(f"can't write {path}: {exc.strerror or exc}") from exc
