@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,138 +10,34 @@ from typing import Any
 import pytest
 from packaging.utils import canonicalize_name
 
-from secinstall.cli import main
 from secinstall.verify.attestations import load_provenance, verify_file
 from secinstall.verify.publishers import TrustFile
 from tests.conftest import Venv
+from tests.support.cli import install, pinned
 from tests.support.index import LocalIndex
-from tests.support.snapshot import snapshot
-from tests.support.wheels import WheelMaker
-from tests.unit.test_attestations import (
+from tests.support.pep740 import (
+    NEW_IDENTITY,
+    NEW_PUBLISHER,
+    OLD_PUBLISHER,
+    PROJECT,
     SDIST,
-    TAMPERINGS,
     WHEEL,
     fixture_bytes,
     fixtures_dir,
-    provenance_json,
+    is_installed,
+    real_log_index,
+    serve_real_wheel,
     sha256_of,
+    wheel_pin,
 )
-
-PROJECT = "pypi-attestations"
-NEW_PUBLISHER = "github:pypi/pypi-attestations"
-OLD_PUBLISHER = "github:trailofbits/pypi-attestations"
-NEW_IDENTITY = "https://github.com/pypi/pypi-attestations/.github/workflows/release.yml@"
-DIST_INFO = "pypi_attestations-0.0.30.dist-info"
+from tests.support.snapshot import snapshot
+from tests.support.tampering import TAMPERED
+from tests.support.wheels import WheelMaker
 
 Json = dict[str, Any]
 
 
-def flip_middle_byte(data: bytes) -> bytes:
-    changed = bytearray(data)
-    changed[len(changed) // 2] ^= 0x01
-    return bytes(changed)
-
-
-def tampered_provenance(name: str) -> bytes:
-    document: Json = provenance_json(WHEEL)
-    TAMPERINGS[name][0](document)
-    assert document != provenance_json(WHEEL)
-    return json.dumps(document).encode()
-
-
-def replace_in_statement(old: str, new: str) -> bytes:
-    """The real provenance with the signed statement's text edited (signature left as is)."""
-    document: Json = provenance_json(WHEEL)
-    envelope = document["attestation_bundles"][0]["attestations"][0]["envelope"]
-    statement = base64.b64decode(envelope["statement"])
-    assert old.encode() in statement
-    envelope["statement"] = base64.b64encode(statement.replace(old.encode(), new.encode())).decode()
-    return json.dumps(document).encode()
-
-
-# Each tampering of the real 0.0.30 wheel or its provenance: (wheel bytes, provenance bytes,
-# the part of the refusal that names the check which caught it). Shared with test_verify_cli.
-TAMPERED: dict[str, tuple[Callable[[], tuple[bytes, bytes]], str]] = {
-    "wheel-byte": (
-        lambda: (flip_middle_byte(fixture_bytes(WHEEL)), fixture_bytes(WHEEL + ".provenance")),
-        "sha256 mismatch: the statement attests",
-    ),
-    "statement-byte": (
-        lambda: (fixture_bytes(WHEEL), tampered_provenance("statement-byte")),
-        "signature",
-    ),
-    "statement-subject-name": (
-        lambda: (fixture_bytes(WHEEL), replace_in_statement("0.0.30", "0.0.31")),
-        "signature",
-    ),
-    "statement-subject-digest": (
-        lambda: (fixture_bytes(WHEEL), tampered_provenance("statement-subject-digest")),
-        "signature",
-    ),
-    "signature-byte": (
-        lambda: (fixture_bytes(WHEEL), tampered_provenance("signature-byte")),
-        "signature",
-    ),
-    "certificate-byte": (
-        lambda: (fixture_bytes(WHEEL), tampered_provenance("certificate-byte-in-extensions")),
-        "certificate",
-    ),
-    "certificate-of-another-release": (
-        lambda: (fixture_bytes(WHEEL), tampered_provenance("certificate-of-another-release")),
-        "certificate",
-    ),
-    "inclusion-proof-hash": (
-        lambda: (fixture_bytes(WHEEL), tampered_provenance("inclusion-proof-hash")),
-        "inclusion proof",
-    ),
-    "inclusion-proof-root-hash": (
-        lambda: (fixture_bytes(WHEEL), tampered_provenance("inclusion-proof-root-hash")),
-        "inclusion proof",
-    ),
-    "signed-entry-timestamp": (
-        lambda: (fixture_bytes(WHEEL), tampered_provenance("signed-entry-timestamp")),
-        "inclusion promise",
-    ),
-    "claimed-publisher-repository": (
-        lambda: (fixture_bytes(WHEEL), tampered_provenance("publisher-repository")),
-        "repository",
-    ),
-    "provenance-of-another-file": (
-        lambda: (fixture_bytes(WHEEL), fixture_bytes(SDIST + ".provenance")),
-        f"the statement is for '{SDIST}', not {WHEEL}",
-    ),
-}
-
-
 # --- helpers ------------------------------------------------------------------------------
-
-
-def install(index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, *args: str) -> int:
-    return main([
-        "install", "--cert", str(ca_file), "--index-url", index.url,
-        "--cache-dir", str(tmp_path / "cache"), "--python", str(venv.python), *args,
-    ])
-
-
-def pinned(tmp_path: Path, requirement: str, sha256: str) -> list[str]:
-    """`-r FILE --no-deps` for `requirement` pinned to `sha256`."""
-    path = tmp_path / f"requirements-{sha256[:12]}.txt"
-    path.write_text(f"{requirement} --hash=sha256:{sha256}\n", encoding="utf-8")
-    return ["-r", str(path), "--no-deps"]
-
-
-def wheel_pin(tmp_path: Path) -> list[str]:
-    return pinned(tmp_path, f"{PROJECT}==0.0.30", sha256_of(fixture_bytes(WHEEL)))
-
-
-def serve_real_wheel(index: LocalIndex) -> None:
-    index.add(fixtures_dir() / WHEEL, provenance=fixture_bytes(WHEEL + ".provenance"))
-
-
-def is_installed(venv: Venv) -> bool:
-    return (venv.purelib / DIST_INFO).is_dir() and (
-        venv.purelib / "pypi_attestations" / "__init__.py"
-    ).is_file()
 
 
 def trust_file(venv: Venv) -> Path:
@@ -152,12 +47,6 @@ def trust_file(venv: Venv) -> Path:
 def trusted_entry(venv: Venv) -> Json:
     entry: Json = json.loads(trust_file(venv).read_text(encoding="utf-8"))["projects"][PROJECT]
     return entry
-
-
-def real_log_index(filename: str) -> int:
-    entry = provenance_json(filename)["attestation_bundles"][0]["attestations"][0][
-        "verification_material"]["transparency_entries"][0]
-    return int(entry["logIndex"])
 
 
 # --- 1. the real wheel installs with its publisher verified --------------------------------

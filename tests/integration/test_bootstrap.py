@@ -44,9 +44,9 @@ from secinstall.errors import ConfigError, VerificationError
 from secinstall.requirements import parse_files
 from tests.conftest import Venv
 from tests.support.index import LocalIndex
+from tests.support.pep740 import WHEEL, fixtures_dir
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker, build_wheel
-from tests.unit.test_attestations import WHEEL, fixtures_dir
 
 ROOT = Path(__file__).parents[2]
 VENDOR = ROOT / "vendor"

@@ -12,21 +12,14 @@ import pytest
 from secinstall import client as client_module
 from secinstall import fetch as fetch_module
 from tests.conftest import Venv, run_in
-from tests.integration.test_install import Secinstall, dist_infos, sha256
 from tests.support import faults
 from tests.support.cache import cached_files
+from tests.support.cli import Secinstall, dist_infos, sha256
 from tests.support.index import JSON_TYPE, LocalIndex, Misbehaviour
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
 
 PROJECT_PAGE = "/simple/lib/"
-
-
-@pytest.fixture
-def secinstall(
-    index: LocalIndex, ca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> Secinstall:
-    return Secinstall(index, ca_file, tmp_path, capsys)
 
 
 @pytest.fixture

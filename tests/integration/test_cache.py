@@ -24,18 +24,11 @@ from secinstall.bytecode import PYC_PER_WORKER
 from secinstall.cache import LISTING
 from secinstall.cli import main
 from tests.conftest import Venv, run_in
-from tests.integration.test_attestations import (
-    PROJECT,
-    install,
-    is_installed,
-    serve_real_wheel,
-    wheel_pin,
-)
-from tests.integration.test_install import pin
+from tests.support.cli import install, pin
 from tests.support.index import LocalIndex
+from tests.support.pep740 import PROJECT, WHEEL, is_installed, serve_real_wheel, wheel_pin
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
-from tests.unit.test_attestations import WHEEL
 
 
 def _venv_like(venv: Venv, tmp_path: Path, name: str) -> Venv:

@@ -20,9 +20,9 @@ import pytest
 import secinstall
 from secinstall.transaction import environment_lock
 from tests.conftest import Venv, run_in
-from tests.integration.test_install import dist_infos, pin, sha256
 from tests.support import faults
 from tests.support.cache import cached_files
+from tests.support.cli import dist_infos, pin, sha256
 from tests.support.index import LocalIndex
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker

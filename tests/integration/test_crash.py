@@ -25,7 +25,7 @@ import pytest
 
 import secinstall
 from tests.conftest import Venv, run_in
-from tests.integration.test_install import pin
+from tests.support.cli import pin
 from tests.support.index import LocalIndex
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker

@@ -16,17 +16,12 @@ import pytest
 from secinstall.cli import main
 from secinstall.config import load_pip_settings
 from tests.conftest import Venv
-from tests.integration.test_attestations import PROJECT, flip_middle_byte, serve_real_wheel
-from tests.integration.test_serve import (
-    PUBLISHED_BY,
-    ServeProcess,
-    is_installed,
-    pip_install,
-)
 from tests.support.index import LocalIndex
+from tests.support.pep740 import PROJECT, PUBLISHED_BY, WHEEL, is_installed, serve_real_wheel
+from tests.support.serve import ServeProcess, pip_install
 from tests.support.snapshot import snapshot
+from tests.support.tampering import flip_middle_byte
 from tests.support.wheels import WheelMaker
-from tests.unit.test_attestations import WHEEL
 
 # Comments, two sections, a multi-line value, no final newline: all must come back as is.
 ORIGINAL = (

@@ -19,21 +19,13 @@ import pytest
 
 from secinstall.verify import wheel as wheel_module
 from tests.conftest import Venv, run_in
-from tests.integration.test_install import Run, Secinstall, sha256
-from tests.support.index import LocalIndex
+from tests.support.cli import Run, Secinstall, sha256
 from tests.support.snapshot import snapshot
 
 NAME, VERSION = "evil", "1.0"
 DIST_INFO = f"{NAME}-{VERSION}.dist-info"
 DATA = f"{NAME}-{VERSION}.data"
 FILE_MODE = stat.S_IFREG | 0o644
-
-
-@pytest.fixture
-def secinstall(
-    index: LocalIndex, ca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> Secinstall:
-    return Secinstall(index, ca_file, tmp_path, capsys)
 
 
 # -- building hostile wheels -----------------------------------------------------------------

@@ -11,15 +11,13 @@ import os
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from packaging.utils import parse_wheel_filename
 
-from secinstall.cli import main
 from secinstall.resolve import SDIST_HINT
 from tests.conftest import Venv, run_in
+from tests.support.cli import Secinstall, dist_infos, pin, sha256
 from tests.support.index import LocalIndex
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker, build_sdist
@@ -36,61 +34,6 @@ APP_FILES: dict[str, str | bytes] = {
 }
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-@dataclass
-class Secinstall:
-    """`python -m secinstall install` in-process, pointed at the local index."""
-
-    index: LocalIndex
-    ca_file: Path
-    tmp: Path
-    capsys: pytest.CaptureFixture[str]
-    files: int = 0
-
-    def __call__(self, *args: str | Path, local: bool = True) -> Run:
-        argv = ["install", *map(str, args)]
-        if local:
-            argv += ["--index-url", self.index.url, "--cert", str(self.ca_file),
-                     "--cache-dir", str(self.tmp / "cache")]
-        code = main(argv)
-        out, err = self.capsys.readouterr()
-        return Run(code, out, err)
-
-    def requirements(self, *lines: str) -> Path:
-        """A new requirements file holding `lines`."""
-        self.files += 1
-        path = self.tmp / f"requirements-{self.files}.txt"
-        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-        return path
-
-    def pinned(self, *wheels: Path) -> tuple[str, Path]:
-        """`-r FILE` arguments for a requirements file pinning exactly `wheels`."""
-        return "-r", self.requirements(*map(pin, wheels))
-
-
-@pytest.fixture
-def secinstall(
-    index: LocalIndex, ca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> Secinstall:
-    return Secinstall(index, ca_file, tmp_path, capsys)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def pin(wheel: Path) -> str:
-    """The requirements line pinning `wheel` exactly: `name==version --hash=sha256:...`."""
-    name, version, _, _ = parse_wheel_filename(wheel.name)
-    return f"{name}=={version} --hash=sha256:{sha256(wheel)}"
-
-
 def record_of(dist_info: Path) -> dict[str, str]:
     """RECORD as {path: hash field}."""
     with (dist_info / "RECORD").open(newline="", encoding="utf-8") as f:
@@ -104,10 +47,6 @@ def files_under(root: Path, *tops: str) -> set[str]:
             if path.is_file():
                 found.add(path.relative_to(root).as_posix())
     return found
-
-
-def dist_infos(site: Path, name: str) -> list[str]:
-    return sorted(p.name for p in site.glob(f"{name}-*.dist-info"))
 
 
 @pytest.fixture

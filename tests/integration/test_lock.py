@@ -17,12 +17,12 @@ import pytest
 from packaging.pylock import Pylock
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from secinstall.cli import main
 from tests.conftest import Venv, run_in
+from tests.support.cli import Run, run_cli
 from tests.support.index import LocalIndex
+from tests.support.pep740 import WHEEL, fixture_bytes, fixtures_dir
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker, build_sdist
-from tests.unit.test_attestations import WHEEL, fixture_bytes, fixtures_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -63,13 +63,6 @@ def make_venv(path: Path) -> Venv:
     return Venv(path=path, python=python, bin=bin_dir, purelib=Path(json.loads(out)))
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-
 @dataclass
 class Cli:
     """`secinstall COMMAND ...` in-process, pointed at the local index, with a report."""
@@ -82,12 +75,7 @@ class Cli:
 
     def __call__(self, command: str, *args: str | Path, local: bool = True) -> Run:
         argv = [command, *map(str, args)]
-        if local:
-            argv += ["--index-url", self.index.url, "--cert", str(self.ca_file),
-                     "--cache-dir", str(self.tmp / "cache")]
-        code = main(argv)
-        out, err = self.capsys.readouterr()
-        return Run(code, out, err)
+        return run_cli(self.index, self.ca_file, self.tmp, self.capsys, argv, local=local)
 
     def install(self, venv: Venv, *args: str | Path, local: bool = True) -> tuple[Run, Json]:
         """`install --python VENV ARGS --report FILE`: the run and its report ({} if none)."""

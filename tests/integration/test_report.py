@@ -7,20 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import Venv, run_in
-from tests.integration.test_install import Secinstall
-from tests.support.index import LocalIndex
+from tests.support.cli import Secinstall
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
-
-
-@pytest.fixture
-def secinstall(
-    index: LocalIndex, ca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> Secinstall:
-    return Secinstall(index, ca_file, tmp_path, capsys)
 
 
 def test_dry_run_report_on_stdout(

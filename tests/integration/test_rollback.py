@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.conftest import Venv, run_in
-from tests.integration.test_install import Secinstall
-from tests.support.index import LocalIndex
+from tests.support.cli import Secinstall
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
-
-
-@pytest.fixture
-def secinstall(
-    index: LocalIndex, ca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> Secinstall:
-    return Secinstall(index, ca_file, tmp_path, capsys)
-
 
 # How the failing wheel meets something in site-packages that no distribution owns:
 # its package directory where a plain file is (the write fails with NotADirectoryError),

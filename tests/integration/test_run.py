@@ -14,17 +14,19 @@ import pytest
 
 from secinstall.cli import main
 from tests.conftest import Venv, run_in
-from tests.integration.test_attestations import (
+from tests.support.index import LocalIndex
+from tests.support.pep740 import (
     DIST_INFO,
     NEW_IDENTITY,
     PROJECT,
-    flip_middle_byte,
+    WHEEL,
+    fixture_bytes,
     serve_real_wheel,
+    sha256_of,
 )
-from tests.support.index import LocalIndex
 from tests.support.snapshot import snapshot
+from tests.support.tampering import flip_middle_byte
 from tests.support.wheels import WheelMaker
-from tests.unit.test_attestations import WHEEL, fixture_bytes, sha256_of
 
 Json = dict[str, Any]
 

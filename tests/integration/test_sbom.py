@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -10,18 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packaging.utils import parse_wheel_filename
 
 from secinstall.sbom import environment_sbom
 from secinstall.target import resolve_target
 from tests.conftest import Venv
-from tests.integration.test_install import Secinstall
+from tests.support.cli import Secinstall, sha256
 from tests.support.index import LocalIndex
+from tests.support.pep740 import WHEEL, fixture_bytes, fixtures_dir, sha256_of
+from tests.support.sbom import schema_errors
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
-from tests.unit.test_attestations import WHEEL, fixture_bytes, fixtures_dir, sha256_of
 
 Json = dict[str, Any]
 
@@ -33,17 +31,6 @@ BUNDLED = (b'{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,\n'
            b'   "purl": "pkg:generic/zlib@1.3.1", "bom-ref": "zlib"},\n'
            b'  {"type": "library", "name": "openssl", "version": "3.0.15",\n'
            b'   "purl": "pkg:generic/openssl@3.0.15"}]}\n')
-
-
-@pytest.fixture
-def secinstall(
-    index: LocalIndex, ca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> Secinstall:
-    return Secinstall(index, ca_file, tmp_path, capsys)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def metadata(name: str, version: str, *lines: str) -> str:
@@ -59,7 +46,7 @@ def fragments(venv: Venv) -> list[Path]:
 
 def load(text: str) -> Json:
     """Parse an SBOM after checking it against the CycloneDX 1.6 schema."""
-    errors = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    errors = schema_errors(text)
     assert errors is None, errors
     document: Json = json.loads(text)
     return document

@@ -14,17 +14,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import Venv, run_in
-from tests.integration.test_install import Secinstall, pin
+from tests.support.cli import Secinstall, pin
 from tests.support.index import LocalIndex
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
-
-
-@pytest.fixture
-def secinstall(
-    index: LocalIndex, ca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> Secinstall:
-    return Secinstall(index, ca_file, tmp_path, capsys)
 
 
 @pytest.fixture

@@ -13,21 +13,18 @@ import pytest
 
 import secinstall
 from secinstall.cli import main
-from tests.integration.test_attestations import (
+from tests.support.pep740 import (
     NEW_PUBLISHER,
     OLD_PUBLISHER,
-    TAMPERED,
-    flip_middle_byte,
-    real_log_index,
-)
-from tests.unit.test_attestations import (
     SDIST,
     STAGING_WHEEL,
     WHEEL,
     fixture_bytes,
     fixtures_dir,
+    real_log_index,
     sha256_of,
 )
+from tests.support.tampering import TAMPERED, flip_middle_byte
 
 STAGING_ATTESTATION = STAGING_WHEEL + ".publish.attestation"
 STAGING_EMAIL = "email:william@yossarian.net"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
 import json
 import os
 import subprocess
@@ -14,51 +12,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.pep740 import (
+    SDIST,
+    STAGING_WHEEL,
+    WHEEL,
+    fixture_bytes,
+    fixtures_dir,
+    load,
+    provenance_json,
+    sha256_of,
+    verify,
+)
+from tests.support.tampering import TAMPERINGS, attestation_of, flip
 
 from secinstall.errors import AttestationError, ConfigError
 from secinstall.models import Publisher
 from secinstall.verify.attestations import (
     EmailIdentity,
-    LoadedProvenance,
     load_provenance,
     parse_publisher,
     verify_file,
 )
 
-WHEEL = "pypi_attestations-0.0.30-py3-none-any.whl"
-SDIST = "pypi_attestations-0.0.19.tar.gz"
-STAGING_WHEEL = "rfc8785-0.1.2-py3-none-any.whl"
 STAGING_PIN = "email:william@yossarian.net,issuer=https://github.com/login/oauth"
 PUBLISH_V1 = "https://docs.pypi.org/attestations/publish/v1"
 
 Json = dict[str, Any]
-
-
-def fixtures_dir() -> Path:
-    """`<repo>/../shared/fixtures/pep740`: CI clones the repo with `shared/` beside it."""
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "pep740"
-
-
-def fixture_bytes(name: str) -> bytes:
-    return (fixtures_dir() / name).read_bytes()
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def provenance_json(filename: str) -> Json:
-    suffix = ".publish.attestation" if filename == STAGING_WHEEL else ".provenance"
-    document: Json = json.loads(fixture_bytes(filename + suffix))
-    return document
-
-
-def load(document: Json, source: str = "test.provenance") -> LoadedProvenance:
-    return load_provenance(json.dumps(document).encode(), source=source)
-
-
-def verify(filename: str, document: Json, **options: Any) -> Any:
-    return verify_file(filename, sha256_of(fixture_bytes(filename)), load(document), **options)
 
 
 def test_fixture_integrity() -> None:
@@ -220,127 +199,7 @@ def test_staging_attestation_refused_with_wrong_pin(pins: list[str], expected: s
 
 
 # --- tampering ----------------------------------------------------------------------------
-
-
-def flip(b64: str, position: float = 0.5) -> str:
-    """Flip the low bit of one byte (at `position` of the length) in base64-encoded data."""
-    raw = bytearray(base64.b64decode(b64))
-    raw[int(len(raw) * position)] ^= 0x01
-    return base64.b64encode(bytes(raw)).decode()
-
-
-def attestation_of(document: Json) -> Json:
-    attestation: Json = document["attestation_bundles"][0]["attestations"][0]
-    return attestation
-
-
-def entry_of(document: Json) -> Json:
-    entry: Json = attestation_of(document)["verification_material"]["transparency_entries"][0]
-    return entry
-
-
-def edit_statement(document: Json, change: Callable[[Json], None]) -> None:
-    envelope = attestation_of(document)["envelope"]
-    statement = json.loads(base64.b64decode(envelope["statement"]))
-    change(statement)
-    envelope["statement"] = base64.b64encode(json.dumps(statement).encode()).decode()
-
-
-def set_subject_digest(statement: Json) -> None:
-    statement["subject"][0]["digest"]["sha256"] = "0" * 64
-
-
-def set_predicate_type(statement: Json) -> None:
-    statement["predicateType"] = "https://slsa.dev/provenance/v1"
-
-
-def flip_proof_hash(document: Json) -> None:
-    hashes = entry_of(document)["inclusionProof"]["hashes"]
-    hashes[3] = flip(hashes[3])
-
-
-def other_certificate(document: Json) -> None:
-    attestation_of(document)["verification_material"]["certificate"] = attestation_of(
-        provenance_json(SDIST)
-    )["verification_material"]["certificate"]
-
-
-def set_entry(key: str, value: Any, proof: bool = False) -> Callable[[Json], None]:
-    def change(document: Json) -> None:
-        (entry_of(document)["inclusionProof"] if proof else entry_of(document))[key] = value
-
-    return change
-
-
-def set_publisher(key: str, value: str) -> Callable[[Json], None]:
-    def change(document: Json) -> None:
-        document["attestation_bundles"][0]["publisher"][key] = value
-
-    return change
-
-
-def change_field(path: tuple[str, ...], change: Callable[[str], str]) -> Callable[[Json], None]:
-    def apply(document: Json) -> None:
-        holder = attestation_of(document)
-        for key in path[:-1]:
-            holder = holder[key]
-        holder[path[-1]] = change(holder[path[-1]])
-
-    return apply
-
-
-# Each change, and (loosely, as sigstore words it) the check that must catch it.
-TAMPERINGS: dict[str, tuple[Callable[[Json], None], str]] = {
-    "statement-byte": (change_field(("envelope", "statement"), flip), "signature"),
-    "statement-subject-digest": (lambda d: edit_statement(d, set_subject_digest), "signature"),
-    "statement-predicate-type": (lambda d: edit_statement(d, set_predicate_type), "signature"),
-    "signature-byte": (change_field(("envelope", "signature"), flip), "signature"),
-    "certificate-byte-in-signature": (
-        change_field(("verification_material", "certificate"), lambda c: flip(c, 0.99)),
-        "certificate",
-    ),
-    "certificate-byte-in-extensions": (
-        change_field(("verification_material", "certificate"), flip),
-        "certificate",
-    ),
-    "certificate-of-another-release": (other_certificate, "certificate"),
-    "inclusion-proof-hash": (flip_proof_hash, "inclusion proof"),
-    "inclusion-proof-root-hash": (
-        lambda d: entry_of(d)["inclusionProof"].update(
-            rootHash=flip(entry_of(d)["inclusionProof"]["rootHash"])
-        ),
-        "inclusion proof",
-    ),
-    "inclusion-proof-log-index": (
-        set_entry("logIndex", "2150870800", proof=True),
-        "inclusion proof",
-    ),
-    "log-index": (set_entry("logIndex", "2272775064"), "inclusion promise"),
-    "integrated-time": (set_entry("integratedTime", "1785247713"), "inclusion promise"),
-    "signed-entry-timestamp": (
-        lambda d: entry_of(d)["inclusionPromise"].update(
-            signedEntryTimestamp=flip(entry_of(d)["inclusionPromise"]["signedEntryTimestamp"])
-        ),
-        "inclusion promise",
-    ),
-    "log-entry-body": (
-        set_entry(
-            "canonicalizedBody", flip(entry_of(provenance_json(WHEEL))["canonicalizedBody"], 0.3)
-        ),
-        "log entry",
-    ),
-    "log-entry-garbage": (
-        lambda d: attestation_of(d)["verification_material"].update(
-            transparency_entries=[{"logIndex": "1"}]
-        ),
-        "log entry",
-    ),
-    "publisher-repository": (
-        set_publisher("repository", "pypi/pypi-attestations-fork"),
-        "repository",
-    ),
-    "publisher-workflow": (set_publisher("workflow", "other.yml"), "build config"),
-}
+# Each tampering, and the check that must catch it: TAMPERINGS in tests/support/tampering.py.
 
 
 def test_untampered_copy_verifies() -> None:

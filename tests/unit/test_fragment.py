@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.test_sbom import INDEX, dist, outcome, schema_errors
+from tests.support.sbom import INDEX, dist, outcome, schema_errors
 
 from secinstall import fragment
 from secinstall.fragment import FragmentBuilder

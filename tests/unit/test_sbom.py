@@ -11,32 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packaging.markers import default_environment
-from packaging.utils import NormalizedName, canonicalize_name
-from tests.unit.test_attestations import WHEEL, fixture_bytes, provenance_json, sha256_of, verify
+from packaging.utils import NormalizedName
+from tests.support.pep740 import WHEEL, fixture_bytes, provenance_json, sha256_of, verify
+from tests.support.sbom import INDEX, dist, outcome, schema_errors
 
 from secinstall.errors import ConfigError
-from secinstall.models import (
-    AttestationEvidence,
-    FetchedFile,
-    IndexFile,
-    InstalledDist,
-    InstallResult,
-    Plan,
-    PlannedDist,
-    Publisher,
-    VerifiedDist,
-)
+from secinstall.models import AttestationEvidence, InstalledDist, Publisher
 from secinstall.pipeline import Outcome
 from secinstall.sbom import dependency_edges, environment_sbom, fragment_json, write_fragment
 from secinstall.target import Target, resolve_target
 from secinstall.transaction import Transaction
-from secinstall.verify.wheel import WheelInfo
 
 Json = dict[str, Any]
-INDEX = "https://pypi.org/simple/"
 GITLAB = AttestationEvidence(
     filename="glab-1.0-py3-none-any.whl", sha256="ab" * 32,
     publisher=Publisher("gitlab", "acme/glab", workflow=".gitlab-ci.yml"),
@@ -51,36 +38,6 @@ GITLAB = AttestationEvidence(
 def target(tmp_path: Path) -> Target:
     """A `--target` directory for this interpreter: nothing is installed in it."""
     return resolve_target(target_dir=str(tmp_path / "target"))
-
-
-def dist(name: str, version: str, *, meta: Json | None = None, requires: Sequence[str] = (),
-         extras: tuple[str, ...] = (), sha256: str = "0" * 64,
-         attestation: AttestationEvidence | None = None, note: str | None = "no provenance",
-         hash_sources: tuple[str, ...] = ("index",),
-         url: str | None = None) -> tuple[VerifiedDist, WheelInfo]:
-    """A verified distribution as the pipeline hands it over, with its checked metadata."""
-    key = canonicalize_name(name)
-    filename = f"{key.replace('-', '_')}-{version}-py3-none-any.whl"
-    file = IndexFile(filename=filename, url=url or f"https://files.example.org/{filename}",
-                     hashes={"sha256": sha256}, origin=INDEX)
-    planned = PlannedDist(name=key, version=version, file=file, pinned={}, requested=True,
-                          requested_extras=extras)
-    fetched = FetchedFile(dist=planned, path=Path("/cache") / sha256, hashes={"sha256": sha256},
-                          size=1234, from_cache=False)
-    metadata = {"metadata_version": "2.4", "name": name, "version": version,
-                "requires_dist": list(requires), **(meta or {})}
-    return (VerifiedDist(fetched=fetched, hash_sources=hash_sources, attestation=attestation,
-                         attestation_note=None if attestation else note),
-            WheelInfo(metadata=metadata, requires_dist=tuple(requires), pth_files=()))
-
-
-def outcome(target: Target, *dists: tuple[VerifiedDist, WheelInfo],
-            removed: Sequence[InstalledDist] = ()) -> Outcome:
-    verified = [v for v, _ in dists]
-    result = InstallResult(installed=tuple(verified), removed=tuple(removed))
-    return Outcome(target=target, plan=Plan(items=tuple(v.dist for v in verified), resolver="pip"),
-                   verified=verified, wheel_info={v.dist.name: i for v, i in dists},
-                   result=result)
 
 
 def fragment_text(result: Outcome, indexes: Sequence[str] = (INDEX,)) -> str:
@@ -108,10 +65,6 @@ def props(comp: Json) -> dict[str, list[str]]:
 
 def refs(comp: Json) -> set[tuple[str, str]]:
     return {(r["type"], r["url"]) for r in comp.get("externalReferences", [])}
-
-
-def schema_errors(text: str) -> object:
-    return JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
 
 
 # --- licences -------------------------------------------------------------------------------
