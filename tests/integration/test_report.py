@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Venv, run_in
 from tests.support.cli import Secinstall
 from tests.support.snapshot import snapshot
