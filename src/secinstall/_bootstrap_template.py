@@ -22,9 +22,15 @@ runs in this process: TLS is verified against the operating system's trust store
 (truststore, also injected into `ssl`), and every file is checked against its sha256 pin
 (WHEEL_SHA256 for secinstall's own wheel, RUNTIME_PINS or CORE_PINS for its
 dependencies, or the pins you give) before anything is installed, as one transaction.
-Only pinned input is accepted: there is no resolver here. PEP 740 attestations are not
-checked (--attestations off, reported as a weakening): their verifier, sigstore, needs
-compiled dependencies that can't be embedded; the pins in this file are the trust anchor.
+Only pinned input is accepted: there is no resolver here. PEP 740 attestations need
+their verifier, sigstore, whose compiled dependencies can't be embedded; the pins in this
+file are the trust anchor. So by default secinstall and its runtime pins are installed in
+two phases: first staged into a temporary directory for this interpreter, each file
+checked against its pin (attestations off: the verifier is what is being staged), then
+that staged secinstall installs the same pins where they were asked for, attestations
+checked as `secinstall install` checks them; the temporary directory is removed. With
+--core-only or your own requirements there is one phase, with --attestations off
+(reported as a weakening).
 
 Without requirements, secinstall is installed with all its runtime dependencies
 (RUNTIME_PINS: secinstall's requirements/runtime.txt, a lock for every platform and
@@ -45,10 +51,11 @@ import argparse
 import base64
 import hashlib
 import io
+import subprocess  # nosec B404 - runs this interpreter, no shell
 import sys
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 # Filled in by the build; empty in the template (src/secinstall/_bootstrap_template.py).
@@ -91,6 +98,8 @@ OPTIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
 )
 _TAKES_VALUE = frozenset(flag for flags, how, _ in OPTIONS if how in ("value", "append")
                          for flag in flags)
+#: Each option's long form, by any of its flags.
+_LONG = {flag: flags[-1] for flags, _, _ in OPTIONS for flag in flags}
 
 
 class UsageError(Exception):
@@ -196,11 +205,11 @@ def install_argv(requirements: list[list[str]], args: argparse.Namespace,
                  wheel: Path, tmp: Path) -> list[str]:
     """The `secinstall install` command line: secinstall with all its dependencies or
     its core (no requirements given), or the given requirements; raises UsageError for
-    unpinned ones."""
+    unpinned ones. Attestations are the caller's to choose."""
     given = bool(requirements or args.requirement)
     # pip's requirements-file syntax carries the hashes; the file is ours, in `tmp`, and
     # named for where its lines come from (secinstall's messages name it).
-    argv = ["install", "--require-hashes", "--attestations", "off"]
+    argv = ["install", "--require-hashes"]
     name = "command-line" if given else "CORE_PINS" if args.core_only else "RUNTIME_PINS"
     pins = tmp / "pins" / name
     pins.parent.mkdir()
@@ -223,6 +232,53 @@ def install_argv(requirements: list[list[str]], args: argparse.Namespace,
         # markers apply and refuses the install if a dependency is left unpinned.
         pins.write_text(own + RUNTIME_PINS, encoding="utf-8")
     return [*argv, "-r", str(pins), *forwarded(args)]
+
+
+#: Without sigstore, which can't be embedded (compiled dependencies), attestations
+#: can't be checked: the pins are the trust anchor (secinstall reports the weakening).
+ATTESTATIONS_OFF = ("--attestations", "off")
+#: Runs the staged secinstall: its directory first on the path, then `install ARGS`.
+_STAGED = ("import sys\n"
+           "sys.path.insert(0, sys.argv[1])\n"
+           "from secinstall.cli import main\n"
+           "sys.exit(main(sys.argv[2:]))\n")
+#: What the staging install leaves out of the options it is given: where and how the
+#: real install goes, and what it reports.
+_NOT_STAGED = frozenset({"--python", "--target", "--prefix", "--force-reinstall",
+                         "--no-compile", "--dry-run", "--report", "--verbose", "--quiet"})
+
+
+def install_in_two_phases(argv: list[str], args: argparse.Namespace, tmp: Path,
+                          secinstall_main: Callable[[list[str]], int]) -> int:
+    """secinstall with its runtime pins, attestations checked: first staged, each file
+    checked against its pin (the verifier, sigstore, is among what is staged: it can't
+    check itself), into a temporary directory for this interpreter; then that staged
+    secinstall installs the same pins, attestations on, where they were asked for."""
+    shared: list[str] = []
+    if args.no_cache_dir:  # one temporary cache for both phases: one download
+        shared = ["--cache-dir", str(tmp / "cache")]
+        argv = [a for a in argv if a != "--no-cache-dir"]
+    stage = tmp / "stage"
+    staging = []
+    it = iter(argv)
+    for arg in it:
+        flag = _LONG.get(arg, arg)
+        if flag in _NOT_STAGED:
+            if flag in _TAKES_VALUE:
+                next(it, None)
+            continue
+        staging.append(arg)
+    staging += [*ATTESTATIONS_OFF, "--target", str(stage), "--no-compile", "-qq", *shared]
+    if not args.quiet:
+        print("Staging the verifier (secinstall's runtime pins, each checked against its "
+              "sha256 pin) in a temporary directory, to check attestations with it...",
+              file=sys.stderr)
+    code = secinstall_main(staging)
+    if code != 0:
+        return code
+    final = [*argv, *shared]
+    return subprocess.run(  # noqa: S603  # nosec B603 - this interpreter, no shell
+        [sys.executable, "-I", "-c", _STAGED, str(stage), *final], check=False).returncode
 
 
 def run(argv: Sequence[str], payload: str) -> int:
@@ -252,7 +308,10 @@ def run(argv: Sequence[str], payload: str) -> int:
             except SecinstallError as exc:  # a requirements file that can't be read
                 print(f"error: {exc.message}", file=sys.stderr)
                 return 1
-            code = secinstall_main(argv)
+            if requirements or args.requirement or args.core_only:
+                code = secinstall_main([*argv, *ATTESTATIONS_OFF])
+            else:
+                code = install_in_two_phases(argv, args, Path(tmp), secinstall_main)
         finally:
             truststore.extract_from_ssl()
     if code == 0 and not (requirements or args.requirement or args.dry_run or args.quiet):
@@ -268,9 +327,8 @@ def done_message(core_only: bool) -> str:
                 "--attestations off. Its other dependencies (pip, sigstore, "
                 "pypi-attestations, cyclonedx-python-lib, rich) are not installed.")
     return (f"secinstall {SECINSTALL_VERSION} was installed with all its runtime "
-            "dependencies (RUNTIME_PINS), each checked against its sha256 pin. Their "
-            "attestations were not checked (see the warning above); those of what "
-            "secinstall installs from now on are.")
+            "dependencies (RUNTIME_PINS), each checked against its sha256 pin and, where "
+            "it has PEP 740 provenance, its attestations (by the secinstall staged first).")
 
 
 def main(argv: Sequence[str] | None = None, payload: str | None = None) -> int:

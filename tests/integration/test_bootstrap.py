@@ -44,7 +44,7 @@ from secinstall.errors import ConfigError, VerificationError
 from secinstall.requirements import parse_files
 from tests.conftest import Venv
 from tests.support.index import LocalIndex
-from tests.support.pep740 import WHEEL, fixtures_dir
+from tests.support.pep740 import WHEEL, fixtures_dir, serve_real_wheel
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker, build_wheel
 
@@ -194,8 +194,33 @@ def test_by_default_installs_the_runtime_pins_not_only_the_core(
                  *index_options(index, ca_file, tmp_path / "cache"))
     assert result.returncode == 0, result.stderr
     assert installed(venv) == {"secinstall", "standin", *CORE}
-    assert "verification weakened: attestations not checked" in result.stderr
+    # Staged first, then installed by the staged secinstall with attestations on.
+    assert "Staging the verifier" in result.stderr
+    assert "attestations not checked" not in result.stderr
+    assert "have no PEP 740 provenance" in result.stderr
     assert "installed with all its runtime dependencies (RUNTIME_PINS)" in result.stderr
+
+
+def test_by_default_attestations_are_checked_by_the_staged_secinstall(
+    venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
+    repacked: dict[str, Repacked], standin: Repacked, tmp_path: Path,
+) -> None:
+    """A runtime pin whose file has PEP 740 provenance: the secinstall staged from the
+    pins checks it (this stand-in stage has no sigstore, so it refuses: fail closed; the
+    real pins stage sigstore). One install with --attestations off took it unchecked."""
+    for r in repacked.values():
+        index.add(r.path)
+    index.add(standin.path, provenance=b"{}")
+    before = snapshot(venv.path)
+    result = run(venv.python, script, "--no-deps", "--no-cache-dir",
+                 *index_options(index, ca_file, tmp_path / "cache")[:-2])
+    assert result.returncode == 1
+    assert "has PEP 740 provenance, but it can't be verified" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(venv.path) == before
+    # --no-cache-dir: the two phases share one temporary cache, so one download a file.
+    downloads = [r for r in index.requests if r.startswith("/files/")]
+    assert sorted(downloads) == sorted(set(downloads))
 
 
 def test_by_default_the_runtime_pins_must_be_complete(
@@ -539,15 +564,22 @@ def test_installs_secinstall_with_all_its_runtime_dependencies(
     venv: Venv, index: LocalIndex, ca_file: Path, runtime_wheels: list[Path], tmp_path: Path,
 ) -> None:
     """The real script, by default, from the local index serving PyPI's wheels of
-    runtime.txt: secinstall and every pin that applies here, which work (attestations
-    verified, pip, an SBOM)."""
+    runtime.txt, one of them (pypi-attestations) with its real PEP 740 provenance:
+    secinstall and every pin that applies here, that file's attestation verified by the
+    staged secinstall (real sigstore, offline trust root), and they work (pip, verify, an
+    SBOM)."""
     for wheel in runtime_wheels:
-        index.add(wheel)
+        if wheel.name != WHEEL:
+            index.add(wheel)
+    assert WHEEL in {w.name for w in runtime_wheels}, "runtime.txt no longer pins the fixture"
+    serve_real_wheel(index)
     script = tmp_path / "get-secinstall.py"
     script.write_bytes(build_script(ROOT))
     result = run(venv.python, script, *index_options(index, ca_file, tmp_path / "cache"))
     assert result.returncode == 0, result.stderr
-    assert "verification weakened: attestations not checked" in result.stderr
+    assert "attestations not checked" not in result.stderr
+    assert "Attestations verified for 1 file(s):" in result.stdout
+    assert f"{WHEEL}: published by" in result.stdout
     assert "installed with all its runtime dependencies (RUNTIME_PINS)" in result.stderr
     wanted: dict[str, str] = {
         canonicalize_name(ur.req.name): next(iter(ur.req.specifier)).version
