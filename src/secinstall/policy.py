@@ -42,6 +42,7 @@ from .client import Client
 from .config import load_toml
 from .errors import ConfigError, FetchError, PolicyError
 from .index import fetch_project
+from .licenses import license_expression, license_problems
 from .models import (
     AttestationPolicy,
     FetchedFile,
@@ -624,93 +625,7 @@ def check_plan(plan: Plan, policy: UsagePolicy, *, client: Client,
     return warnings + warned
 
 
-# -- licences (PEP 639 License-Expression, SPDX) -------------------------------------------
-
-#: Trove classifiers that name exactly one SPDX licence (PEP 639 deprecates them; they
-#: are read only when a distribution has no License-Expression).
-_CLASSIFIERS = {
-    "MIT License": "MIT", "MIT No Attribution License (MIT-0)": "MIT-0",
-    "Apache Software License": "Apache-2.0", "ISC License (ISCL)": "ISC",
-    "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0", "The Unlicense (Unlicense)": "Unlicense",
-    "Python Software Foundation License": "PSF-2.0",
-    "GNU General Public License v2 (GPLv2)": "GPL-2.0-only",
-    "GNU General Public License v2 or later (GPLv2+)": "GPL-2.0-or-later",
-    "GNU General Public License v3 (GPLv3)": "GPL-3.0-only",
-    "GNU General Public License v3 or later (GPLv3+)": "GPL-3.0-or-later",
-    "GNU Lesser General Public License v3 (LGPLv3)": "LGPL-3.0-only",
-    "GNU Lesser General Public License v3 or later (LGPLv3+)": "LGPL-3.0-or-later",
-    "GNU Affero General Public License v3": "AGPL-3.0-only",
-    "GNU Affero General Public License v3 or later (AGPLv3+)": "AGPL-3.0-or-later",
-}
-
-
-def license_expression(metadata: Mapping[str, Any]) -> tuple[str | None, str]:
-    """(SPDX expression, where it was read) from core metadata as PEP 566 JSON."""
-    from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
-
-    expression = metadata.get("license_expression")
-    legacy = str(metadata.get("license") or "").strip()
-    for text, where in ((expression, "License-Expression"), (legacy, "License field")):
-        if text and len(str(text)) < 200 and "\n" not in str(text):
-            try:
-                return str(canonicalize_license_expression(str(text))), where
-            except InvalidLicenseExpression:
-                if where == "License-Expression":
-                    return None, f"invalid License-Expression {text!r}"
-    named = [c.rsplit(" :: ", 1)[-1] for c in metadata.get("classifier") or ()
-             if c.startswith("License ::")]
-    ids = [_CLASSIFIERS.get(n) for n in named]
-    if ids and all(ids):
-        # No rule says how several classifiers combine: AND is the safe reading.
-        return " AND ".join(dict.fromkeys(i for i in ids if i)), "classifiers"
-    what = [f"License field {legacy[:40]!r}"] if legacy else []
-    what += [f"classifiers {', '.join(named)}"] if named else []
-    return None, "no License-Expression" + (f"; {'; '.join(what)}" if what else "")
-
-
-def license_problems(expression: str, allow: Iterable[str], deny: Iterable[str]) -> list[str]:
-    """Why `expression` is not allowed (empty when it is): AND needs every part allowed,
-    OR one of them; `X WITH exception` counts as X unless listed itself."""
-    allowed = {a.casefold() for a in allow}
-    denied = {d.casefold() for d in deny}
-    tokens = re.findall(r"\(|\)|[^\s()]+", expression)
-    pos = 0
-
-    def leaf() -> list[str]:
-        nonlocal pos
-        if tokens[pos] == "(":
-            pos += 1
-            result = either()
-            pos += 1  # ")"
-            return result
-        name = tokens[pos]
-        pos += 1
-        if pos + 1 < len(tokens) and tokens[pos].upper() == "WITH":
-            name, pos = f"{name} WITH {tokens[pos + 1]}", pos + 2
-        keys = {name.casefold(), name.split(" WITH ")[0].casefold()}
-        if name.casefold() in denied or (keys & denied and name.casefold() not in allowed):
-            return [f"{name} is in licenses-deny"]
-        if allowed and not keys & allowed:
-            return [f"{name} is not in licenses-allow"]
-        return []
-
-    def both() -> list[str]:
-        nonlocal pos
-        found = leaf()
-        while pos < len(tokens) and tokens[pos].upper() == "AND":
-            pos += 1
-            found += leaf()
-        return found
-
-    def either() -> list[str]:
-        nonlocal pos
-        options = [both()]
-        while pos < len(tokens) and tokens[pos].upper() == "OR":
-            pos += 1
-            options.append(both())
-        return [] if any(not o for o in options) else [p for o in options for p in o]
-
-    return either()
+# -- licences: the rules (what a licence is, and the SPDX parsing, are in licenses.py) -----
 
 
 def _check_license(name: str, version: str, metadata: Mapping[str, Any],

@@ -22,6 +22,7 @@ from . import __version__
 from .client import redact_url
 from .errors import ConfigError, InstallError
 from .install import find_installed, same_version
+from .licenses import classifier_spdx
 from .models import VerifiedDist
 from .target import Target
 from .transaction import Transaction
@@ -44,36 +45,6 @@ MAX_BUNDLED_BYTES = 16 * 1024**2
 #: What a distribution's bundled SBOMs hold: their components (CycloneDX 1.6 JSON), and
 #: the properties that say which files were read.
 Bundled = tuple[list[Any], list[tuple[str, str]]]
-
-# Trove classifiers that name exactly one SPDX licence. The others ("BSD License", "Apache
-# Software License", GPL without a version) name a family, so they stay named licences.
-_CLASSIFIER_SPDX = {
-    "License :: OSI Approved :: MIT License": "MIT",
-    "License :: OSI Approved :: MIT No Attribution License (MIT-0)": "MIT-0",
-    "License :: OSI Approved :: ISC License (ISCL)": "ISC",
-    "License :: OSI Approved :: Zero-Clause BSD (0BSD)": "0BSD",
-    "License :: OSI Approved :: Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
-    "License :: OSI Approved :: Python Software Foundation License": "PSF-2.0",
-    "License :: OSI Approved :: The Unlicense (Unlicense)": "Unlicense",
-    "License :: OSI Approved :: Boost Software License 1.0 (BSL-1.0)": "BSL-1.0",
-    "License :: OSI Approved :: Eclipse Public License 2.0 (EPL-2.0)": "EPL-2.0",
-    "License :: CC0 1.0 Universal (CC0 1.0) Public Domain Dedication": "CC0-1.0",
-    "License :: OSI Approved :: GNU General Public License v2 (GPLv2)": "GPL-2.0-only",
-    "License :: OSI Approved :: GNU General Public License v2 or later (GPLv2+)":
-        "GPL-2.0-or-later",
-    "License :: OSI Approved :: GNU General Public License v3 (GPLv3)": "GPL-3.0-only",
-    "License :: OSI Approved :: GNU General Public License v3 or later (GPLv3+)":
-        "GPL-3.0-or-later",
-    "License :: OSI Approved :: GNU Lesser General Public License v2 (LGPLv2)": "LGPL-2.0-only",
-    "License :: OSI Approved :: GNU Lesser General Public License v2 or later (LGPLv2+)":
-        "LGPL-2.0-or-later",
-    "License :: OSI Approved :: GNU Lesser General Public License v3 (LGPLv3)": "LGPL-3.0-only",
-    "License :: OSI Approved :: GNU Lesser General Public License v3 or later (LGPLv3+)":
-        "LGPL-3.0-or-later",
-    "License :: OSI Approved :: GNU Affero General Public License v3": "AGPL-3.0-only",
-    "License :: OSI Approved :: GNU Affero General Public License v3 or later (AGPLv3+)":
-        "AGPL-3.0-or-later",
-}
 
 # Project-URL labels, normalised as PEP 753 does, by the reference type they are.
 _URL_LABELS = {
@@ -411,7 +382,7 @@ def licenses(meta: Mapping[str, Any]) -> list[License]:
     for classifier in meta.get("classifier", ()):
         if not classifier.startswith("License :: ") or classifier == "License :: OSI Approved":
             continue
-        spdx = _CLASSIFIER_SPDX.get(classifier)
+        spdx = classifier_spdx(classifier)
         if spdx is not None:
             found.append(DisjunctiveLicense(id=spdx, acknowledgement=_declared()))
         else:

@@ -1,5 +1,5 @@
 """Tests of secinstall.policy and secinstall.vulnerabilities without a network: loading and
-precedence, each rule on hand-made plans, licence expressions, OSV matching."""
+precedence, each rule on hand-made plans, the licence rules, OSV matching."""
 
 from __future__ import annotations
 
@@ -32,8 +32,6 @@ from secinstall.policy import (
     check_plan,
     cooldown_cutoff,
     describe,
-    license_expression,
-    license_problems,
     load_policy,
     parse_time,
 )
@@ -379,50 +377,6 @@ def test_parse_time(text: str, expected: datetime | None) -> None:
 # -- licences ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("expression", "allow", "deny", "problems"), [
-    ("MIT", ["MIT"], [], []),
-    ("mit", ["MIT"], [], []),
-    ("GPL-3.0-only", ["MIT"], [], ["GPL-3.0-only is not in licenses-allow"]),
-    ("MIT OR GPL-3.0-only", ["MIT"], [], []),
-    ("MIT AND GPL-3.0-only", ["MIT"], [], ["GPL-3.0-only is not in licenses-allow"]),
-    ("(MIT AND GPL-3.0-only) OR Apache-2.0", ["MIT", "Apache-2.0"], ["GPL-3.0-only"], []),
-    ("(MIT AND GPL-3.0-only) OR BSD-3-Clause", ["MIT"], ["GPL-3.0-only"],
-     ["GPL-3.0-only is in licenses-deny", "BSD-3-Clause is not in licenses-allow"]),
-    ("GPL-2.0-only WITH Classpath-exception-2.0", ["GPL-2.0-only"], [], []),
-    ("GPL-2.0-only WITH Classpath-exception-2.0", [], ["GPL-2.0-only"],
-     ["GPL-2.0-only WITH Classpath-exception-2.0 is in licenses-deny"]),
-    ("AGPL-3.0-only", [], ["AGPL-3.0-only"], ["AGPL-3.0-only is in licenses-deny"]),
-    ("MIT AND (Apache-2.0 OR AGPL-3.0-only)", [], ["AGPL-3.0-only"], []),
-], ids=["allowed", "case", "not-allowed", "or-one-branch", "and-needs-all", "nested",
-        "nested-refused", "with-base-allowed", "with-base-denied", "denied",
-        "deny-avoided-by-or"])
-def test_license_expressions(expression: str, allow: list[str], deny: list[str],
-                             problems: list[str]) -> None:
-    assert license_problems(expression, allow, deny) == problems
-
-
-@pytest.mark.parametrize(("metadata", "expected"), [
-    ({"license_expression": "mit OR apache-2.0"}, ("MIT OR Apache-2.0", "License-Expression")),
-    ({"license_expression": "MIT", "license": "GPL",
-      "classifier": ["License :: OSI Approved :: GNU General Public License v3 (GPLv3)"]},
-     ("MIT", "License-Expression")),
-    ({"license": "Apache-2.0"}, ("Apache-2.0", "License field")),
-    ({"classifier": ["License :: OSI Approved :: MIT License",
-                     "License :: OSI Approved :: Apache Software License"]},
-     ("MIT AND Apache-2.0", "classifiers")),
-    ({"classifier": ["License :: OSI Approved :: BSD License"]},
-     (None, "no License-Expression; classifiers BSD License")),
-    ({"license": "BSD-like, see LICENSE"},
-     (None, "no License-Expression; License field 'BSD-like, see LICENSE'")),
-    ({"license_expression": "Apache 2"}, (None, "invalid License-Expression 'Apache 2'")),
-    ({}, (None, "no License-Expression")),
-], ids=["expression", "expression-wins", "legacy-spdx", "classifiers", "ambiguous-classifier",
-        "free-text", "invalid", "nothing"])
-def test_license_expression_from_metadata(metadata: dict[str, Any],
-                                          expected: tuple[str | None, str]) -> None:
-    assert license_expression(metadata) == expected
-
-
 def test_check_metadata_refuses_and_warns() -> None:
     strict = policy_of("licenses-allow=['MIT']")
     with pytest.raises(PolicyError) as info:
@@ -441,6 +395,16 @@ def test_check_metadata_refuses_and_warns() -> None:
                            ("b", "1", {})], deny_only) == [
         "b 1: its licence is unknown (no License-Expression), so licenses-deny could not be "
         "checked"]
+
+
+def test_check_metadata_reads_every_classifier_the_sbom_knows() -> None:
+    # One classifier map serves the policy and the SBOM: 0BSD was known only to the SBOM,
+    # so a distribution that declared it by classifier alone was refused as unknown.
+    zero_bsd = {"classifier": ["License :: OSI Approved :: Zero-Clause BSD (0BSD)"]}
+    assert check_metadata([("tiny", "1", zero_bsd)], policy_of("licenses-allow=['0BSD']")) == []
+    with pytest.raises(PolicyError) as info:
+        check_metadata([("tiny", "1", zero_bsd)], policy_of("licenses-deny=['0BSD']"))
+    assert info.value.message.startswith("tiny 1 is licensed 0BSD (classifiers)")
 
 
 def test_plan_metadata_is_checked_before_download(client: Client) -> None:

@@ -102,6 +102,11 @@ LICENCES: dict[str, tuple[Json, list[Json]]] = {
         [{"license": {"id": i, "acknowledgement": "declared"}}
          for i in ("LGPL-3.0-or-later", "MIT", "MPL-2.0")],
     ),
+    "apache-classifier-is-apache-2.0": (
+        # The policy has always read it so; the SBOM now reads licences through the same map.
+        {"classifier": ["License :: OSI Approved :: Apache Software License"]},
+        [{"license": {"id": "Apache-2.0", "acknowledgement": "declared"}}],
+    ),
     "classifier-of-a-family-stays-a-name": (
         {"classifier": ["License :: OSI Approved :: BSD License"]},
         [{"license": {"name": "BSD License", "acknowledgement": "declared"}}],
