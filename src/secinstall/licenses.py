@@ -13,13 +13,11 @@ from typing import Any
 
 #: Trove classifiers that name exactly one SPDX licence (PEP 639 deprecates them; they are
 #: read only when a distribution has no License-Expression). The others ("BSD License",
-#: GPL without a version) name a family, so they map to nothing. "Apache Software License"
-#: is read as Apache-2.0: Apache 1.x was retired in 2004, and the classifier is what
-#: projects under 2.0 declare.
+#: "Apache Software License", GPL without a version) name a family, so they map to
+#: nothing: an SBOM records them as the named licences they are.
 CLASSIFIER_SPDX: Mapping[str, str] = MappingProxyType({
     "License :: OSI Approved :: MIT License": "MIT",
     "License :: OSI Approved :: MIT No Attribution License (MIT-0)": "MIT-0",
-    "License :: OSI Approved :: Apache Software License": "Apache-2.0",
     "License :: OSI Approved :: ISC License (ISCL)": "ISC",
     "License :: OSI Approved :: Zero-Clause BSD (0BSD)": "0BSD",
     "License :: OSI Approved :: Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
@@ -46,6 +44,14 @@ CLASSIFIER_SPDX: Mapping[str, str] = MappingProxyType({
 })
 
 
+#: For the policy's allow / deny lists only: a family classifier that in practice means one
+#: licence (Apache 1.x was retired in 2004; projects under 2.0 declare this classifier).
+#: An allow list of Apache-2.0 would otherwise refuse every such distribution as unknown.
+_POLICY_READINGS: Mapping[str, str] = MappingProxyType({
+    "License :: OSI Approved :: Apache Software License": "Apache-2.0",
+})
+
+
 def classifier_spdx(classifier: str) -> str | None:
     """The SPDX id a trove classifier names, or None (not a licence, or a family)."""
     return CLASSIFIER_SPDX.get(classifier)
@@ -66,7 +72,7 @@ def license_expression(metadata: Mapping[str, Any]) -> tuple[str | None, str]:
                     return None, f"invalid License-Expression {text!r}"
     classifiers = [c for c in metadata.get("classifier") or () if c.startswith("License ::")]
     named = [c.rsplit(" :: ", 1)[-1] for c in classifiers]
-    ids = [classifier_spdx(c) for c in classifiers]
+    ids = [classifier_spdx(c) or _POLICY_READINGS.get(c) for c in classifiers]
     if ids and all(ids):
         # No rule says how several classifiers combine: AND is the safe reading.
         return " AND ".join(dict.fromkeys(i for i in ids if i)), "classifiers"

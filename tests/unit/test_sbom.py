@@ -102,10 +102,10 @@ LICENCES: dict[str, tuple[Json, list[Json]]] = {
         [{"license": {"id": i, "acknowledgement": "declared"}}
          for i in ("LGPL-3.0-or-later", "MIT", "MPL-2.0")],
     ),
-    "apache-classifier-is-apache-2.0": (
-        # The policy has always read it so; the SBOM now reads licences through the same map.
+    "apache-classifier-stays-a-name": (
+        # A family (1.0, 1.1, 2.0): the SBOM says what was declared, not what it likely means.
         {"classifier": ["License :: OSI Approved :: Apache Software License"]},
-        [{"license": {"id": "Apache-2.0", "acknowledgement": "declared"}}],
+        [{"license": {"name": "Apache Software License", "acknowledgement": "declared"}}],
     ),
     "classifier-of-a-family-stays-a-name": (
         {"classifier": ["License :: OSI Approved :: BSD License"]},
