@@ -33,6 +33,10 @@ MAX_PAGE_BYTES = 64 * 1024 * 1024
 #: Statuses worth another try (with back-off, and `Retry-After` where given).
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CHUNK = 256 * 1024
+#: A body slower than this (bytes a second) over a whole --timeout is a stalled transfer,
+#: retried like a broken one (curl's --speed-limit / --speed-time): the read timeout alone
+#: lets a server that sends a byte now and then hold an install up for ever.
+LOW_SPEED = 1024
 
 
 @dataclass(frozen=True)
@@ -207,10 +211,21 @@ class Client:
                 if length and length.isdigit():
                     self._check_size(url, int(length), max_bytes)
                 received = 0
-                for chunk in resp.stream(CHUNK, decode_content=True):
+                since, window = time.monotonic(), 0
+                # read1: what has arrived (stream() waits for a whole CHUNK, so a slow
+                # body would never be looked at).
+                while chunk := resp.read1(CHUNK, decode_content=True):
                     received += len(chunk)
                     self._check_size(url, received, max_bytes)
                     write(chunk)
+                    window += len(chunk)
+                    now = time.monotonic()
+                    if now - since >= self._timeout:
+                        if window < LOW_SPEED * (now - since):
+                            raise urllib3.exceptions.ProtocolError(
+                                f"stalled: {window} bytes in {now - since:.0f} s, under "
+                                f"{LOW_SPEED} bytes a second")
+                        since, window = now, 0
                 return resp.status, url, dict(resp.headers)
             # SSLError here is a TLS record that didn't decrypt mid-body (the certificate
             # was verified when connecting): the transfer was damaged, like a cut one.

@@ -173,6 +173,43 @@ def test_broken_transfer_forever_gives_up(
     _assert_refused(venv, before, secinstall.tmp / "cache")
 
 
+def test_a_trickling_download_is_retried_then_installed(
+    secinstall: Secinstall, venv: Venv, wheel: Path
+) -> None:
+    """Every read gets a few bytes within the timeout, at 500 bytes a second (this small
+    wheel would take 7 s, a real one hours): under 1 kB a second over a whole --timeout,
+    the transfer counts as stalled, and is tried again."""
+    path = f"/files/{wheel.name}"
+    secinstall.index.misbehave(path, faults.trickle(), times=1)
+    started = time.monotonic()
+
+    run = secinstall("--python", venv.path, "--timeout", "1", "--retries", "3",
+                     *secinstall.pinned(wheel))
+
+    assert run.code == 0, run.err
+    assert _requests_for(secinstall.index, path) == 2
+    assert time.monotonic() - started < 20
+    _assert_installed(venv, wheel, secinstall.tmp / "cache")
+
+
+def test_a_download_that_only_trickles_gives_up(
+    secinstall: Secinstall, venv: Venv, wheel: Path
+) -> None:
+    path = f"/files/{wheel.name}"
+    secinstall.index.misbehave(path, faults.trickle(), times=100)
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "--timeout", "1", "--retries", "2",
+                     *secinstall.pinned(wheel))
+
+    assert run.code == 1
+    assert "Traceback" not in run.err
+    assert "after 3 attempts: transfer broken: stalled:" in run.err
+    assert "under 1024 bytes a second" in run.err
+    assert _requests_for(secinstall.index, path) == 3
+    _assert_refused(venv, before, secinstall.tmp / "cache")
+
+
 def test_content_length_too_short_is_a_hash_mismatch(
     secinstall: Secinstall, venv: Venv, wheel: Path
 ) -> None:

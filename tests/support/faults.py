@@ -1,5 +1,6 @@
 """Broken-server answers for the local index (`LocalIndex.misbehave(suffix, fault, times)`):
-cut bodies, lying lengths, resets, stalls, odd statuses, redirects and substituted bodies."""
+cut bodies, lying lengths, resets, stalls, trickles, odd statuses, redirects and
+substituted bodies."""
 
 from __future__ import annotations
 
@@ -112,6 +113,25 @@ def drip(seconds: float, pieces: int = 10) -> Misbehaviour:
         for start in range(0, len(exchange.body), size):
             exchange.write(exchange.body[start:start + size])
             time.sleep(seconds / pieces)
+
+    return act
+
+
+def trickle(piece: int = 100, every: float = 0.2) -> Misbehaviour:
+    """The right answer at a useless rate (500 bytes a second by default): `piece` bytes
+    every `every` seconds, each well within any read timeout, until the client hangs up
+    or the index stops."""
+
+    def act(exchange: Exchange) -> None:
+        exchange.send_head()
+        for start in range(0, len(exchange.body), piece):
+            try:
+                exchange.write(exchange.body[start:start + piece])
+                exchange.handler.wfile.flush()
+            except OSError:  # the client gave up on us
+                return
+            if exchange.closing.wait(every):
+                return
 
     return act
 

@@ -36,7 +36,8 @@ def add_source_options(p: argparse.ArgumentParser, title: str = "where from") ->
                    help="also trust the CAs in this PEM bundle (added to the OS trust store)")
     g.add_argument("--proxy", metavar="URL", help="HTTPS proxy URL")
     g.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="socket timeout (default 15)")
+                   help="socket timeout (default 15); a body slower than 1 kB/s over "
+                        "this long is retried as stalled")
     g.add_argument("--retries", type=int, metavar="N",
                    help="retries for transient network errors (default 5)")
 
