@@ -10,8 +10,8 @@ OPTIONS, as for `secinstall install`: -i/--index-url URL, -f/--find-links PATH_O
 --no-index, --cert PEM (added to the OS trust store), --proxy URL, --timeout SECONDS,
 --retries N, --python PATH, -t/--target DIR, --prefix DIR, --cache-dir DIR,
 --no-cache-dir, -c/--constraint FILE, --no-deps, --force-reinstall, --no-compile,
---dry-run, --report FILE, --isolated (ignore pip's configuration files and PIP_*
-variables, which are honoured otherwise), -v, -q.
+--dry-run, --report FILE, --attestations MODE, --isolated (ignore pip's configuration
+files and PIP_* variables, which are honoured otherwise), -v, -q.
 
 How it works. PAYLOAD, at the end of this file, is a zip (base85) of secinstall's wheel
 and of the pure-Python distributions secinstall needs to run (truststore, packaging,
@@ -24,13 +24,15 @@ runs in this process: TLS is verified against the operating system's trust store
 dependencies, or the pins you give) before anything is installed, as one transaction.
 Only pinned input is accepted: there is no resolver here. PEP 740 attestations need
 their verifier, sigstore, whose compiled dependencies can't be embedded; the pins in this
-file are the trust anchor. So by default secinstall and its runtime pins are installed in
-two phases: first staged into a temporary directory for this interpreter, each file
+file are the trust anchor. So by default the install has two phases: secinstall and its
+runtime pins are first staged into a temporary directory for this interpreter, each file
 checked against its pin (attestations off: the verifier is what is being staged), then
-that staged secinstall installs the same pins where they were asked for, attestations
-checked as `secinstall install` checks them; the temporary directory is removed. With
---core-only or your own requirements there is one phase, with --attestations off
-(reported as a weakening).
+that staged secinstall installs what was asked for (secinstall and its runtime pins, or
+your requirements) where it was asked for, attestations checked as `secinstall install`
+checks them (--attestations passes a mode on, e.g. require), from the same cache; the
+temporary directory is removed. --core-only (which installs no verifier) and
+--attestations off have one phase, without checking attestations (reported as a
+weakening).
 
 Without requirements, secinstall is installed with all its runtime dependencies
 (RUNTIME_PINS: secinstall's requirements/runtime.txt, a lock for every platform and
@@ -91,6 +93,9 @@ OPTIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("--force-reinstall",), "flag", "reinstall even when the same version is installed"),
     (("--no-compile",), "flag", "don't compile bytecode"),
     (("--dry-run",), "flag", "download and verify, install nothing"),
+    (("--attestations",), "value", "as for secinstall install (default: checked by a "
+                                  "secinstall staged first); 'off' installs in one phase "
+                                  "without checking them (weakens security; reported)"),
     (("--report",), "value", "write the installation report (JSON) here; '-' for stdout"),
     (("--isolated",), "flag", "ignore pip's configuration files and PIP_* variables"),
     (("-v", "--verbose"), "count", "more output"),
@@ -98,8 +103,6 @@ OPTIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
 )
 _TAKES_VALUE = frozenset(flag for flags, how, _ in OPTIONS if how in ("value", "append")
                          for flag in flags)
-#: Each option's long form, by any of its flags.
-_LONG = {flag: flags[-1] for flags, _, _ in OPTIONS for flag in flags}
 
 
 class UsageError(Exception):
@@ -222,7 +225,7 @@ def install_argv(requirements: list[list[str]], args: argparse.Namespace,
                 "give each as NAME==VERSION --hash=sha256:HEX. Not pinned: "
                 + ", ".join(unpinned))
         return [*argv, "-r", str(pins), *forwarded(args)]
-    own = f"secinstall @ {wheel.as_uri()} --hash=sha256:{WHEEL_SHA256}\n"
+    own = _own_pin(wheel)
     if args.core_only:
         pins.write_text(own + CORE_PINS, encoding="utf-8")
         # secinstall's other dependencies are not installed, so not checked either.
@@ -234,6 +237,10 @@ def install_argv(requirements: list[list[str]], args: argparse.Namespace,
     return [*argv, "-r", str(pins), *forwarded(args)]
 
 
+def _own_pin(wheel: Path) -> str:
+    return f"secinstall @ {wheel.as_uri()} --hash=sha256:{WHEEL_SHA256}\n"
+
+
 #: Without sigstore, which can't be embedded (compiled dependencies), attestations
 #: can't be checked: the pins are the trust anchor (secinstall reports the weakening).
 ATTESTATIONS_OFF = ("--attestations", "off")
@@ -242,33 +249,36 @@ _STAGED = ("import sys\n"
            "sys.path.insert(0, sys.argv[1])\n"
            "from secinstall.cli import main\n"
            "sys.exit(main(sys.argv[2:]))\n")
-#: What the staging install leaves out of the options it is given: where and how the
-#: real install goes, and what it reports.
+#: The options the staging install is not given: where and how the real install goes,
+#: what it reports and checks, and what the user's requirements are.
 _NOT_STAGED = frozenset({"--python", "--target", "--prefix", "--force-reinstall",
-                         "--no-compile", "--dry-run", "--report", "--verbose", "--quiet"})
+                         "--no-compile", "--dry-run", "--report", "--verbose", "--quiet",
+                         "--requirement", "--constraint", "--attestations", "--no-cache-dir"})
 
 
-def install_in_two_phases(argv: list[str], args: argparse.Namespace, tmp: Path,
+def install_in_two_phases(argv: list[str], args: argparse.Namespace, wheel: Path, tmp: Path,
                           secinstall_main: Callable[[list[str]], int]) -> int:
-    """secinstall with its runtime pins, attestations checked: first staged, each file
-    checked against its pin (the verifier, sigstore, is among what is staged: it can't
-    check itself), into a temporary directory for this interpreter; then that staged
-    secinstall installs the same pins, attestations on, where they were asked for."""
+    """`argv` (secinstall, or the given requirements), attestations checked: secinstall
+    and its runtime pins are staged first, each file checked against its pin (the
+    verifier, sigstore, is among what is staged: it can't check itself), into a temporary
+    directory for this interpreter; then that staged secinstall runs `argv`."""
     shared: list[str] = []
-    if args.no_cache_dir:  # one temporary cache for both phases: one download
+    if args.no_cache_dir:  # one temporary cache for both phases: one download a file
         shared = ["--cache-dir", str(tmp / "cache")]
         argv = [a for a in argv if a != "--no-cache-dir"]
-    stage = tmp / "stage"
-    staging = []
-    it = iter(argv)
-    for arg in it:
-        flag = _LONG.get(arg, arg)
-        if flag in _NOT_STAGED:
-            if flag in _TAKES_VALUE:
-                next(it, None)
+    runtime = tmp / "pins" / "RUNTIME_PINS"
+    if not runtime.exists():  # given requirements: the runtime pins aren't written yet
+        runtime.write_text(_own_pin(wheel) + RUNTIME_PINS, encoding="utf-8")
+    staging = ["install", "--require-hashes", "-r", str(runtime)]
+    options = iter(forwarded(args))
+    for option in options:
+        if option in _NOT_STAGED:
+            if option in _TAKES_VALUE:
+                next(options, None)
             continue
-        staging.append(arg)
-    staging += [*ATTESTATIONS_OFF, "--target", str(stage), "--no-compile", "-qq", *shared]
+        staging.append(option)
+    staging += [*ATTESTATIONS_OFF, "--target", str(tmp / "stage"), "--no-compile", "-qq",
+                *shared]
     if not args.quiet:
         print("Staging the verifier (secinstall's runtime pins, each checked against its "
               "sha256 pin) in a temporary directory, to check attestations with it...",
@@ -276,9 +286,9 @@ def install_in_two_phases(argv: list[str], args: argparse.Namespace, tmp: Path,
     code = secinstall_main(staging)
     if code != 0:
         return code
-    final = [*argv, *shared]
     return subprocess.run(  # noqa: S603  # nosec B603 - this interpreter, no shell
-        [sys.executable, "-I", "-c", _STAGED, str(stage), *final], check=False).returncode
+        [sys.executable, "-I", "-c", _STAGED, str(tmp / "stage"), *argv, *shared],
+        check=False).returncode
 
 
 def run(argv: Sequence[str], payload: str) -> int:
@@ -288,6 +298,9 @@ def run(argv: Sequence[str], payload: str) -> int:
     if args.core_only and (requirements or args.requirement):
         raise UsageError("--core-only chooses what is installed with secinstall; it can't "
                          "be combined with requirements")
+    if args.core_only and args.attestations not in (None, "off"):
+        raise UsageError("--core-only installs no verifier for attestations (sigstore): it "
+                         "can't be combined with --attestations " + args.attestations)
     with tempfile.TemporaryDirectory(prefix="get-secinstall-",
                                      ignore_cleanup_errors=True) as tmp:
         wheel, lib = unpack(payload, Path(tmp, "payload"))
@@ -308,10 +321,10 @@ def run(argv: Sequence[str], payload: str) -> int:
             except SecinstallError as exc:  # a requirements file that can't be read
                 print(f"error: {exc.message}", file=sys.stderr)
                 return 1
-            if requirements or args.requirement or args.core_only:
+            if args.core_only or args.attestations == "off":
                 code = secinstall_main([*argv, *ATTESTATIONS_OFF])
             else:
-                code = install_in_two_phases(argv, args, Path(tmp), secinstall_main)
+                code = install_in_two_phases(argv, args, wheel, Path(tmp), secinstall_main)
         finally:
             truststore.extract_from_ssl()
     if code == 0 and not (requirements or args.requirement or args.dry_run or args.quiet):

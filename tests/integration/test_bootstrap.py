@@ -240,11 +240,22 @@ def test_by_default_the_runtime_pins_must_be_complete(
     assert snapshot(venv.path) == before
 
 
+#: The stand-in runtime pins can't be complete offline: staging them needs --no-deps.
+STAND_IN_STAGE = ["--no-deps"]
+
+
+@pytest.mark.parametrize("attestations", [[], ["--attestations", "off"]],
+                         ids=["staged-verifier", "attestations-off"])
 @pytest.mark.parametrize("how", ["arguments", "requirements-file"])
 def test_installs_pinned_requirements_only(
-    how: str, venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
-    make_wheel: WheelMaker, tmp_path: Path,
+    how: str, attestations: list[str], venv: Venv, index: LocalIndex, ca_file: Path,
+    script: Path, repacked: dict[str, Repacked], standin: Repacked, make_wheel: WheelMaker,
+    tmp_path: Path,
 ) -> None:
+    """Only the requirements are installed; by default attestations are checked by a
+    secinstall staged first (which leaves nothing behind), or not at all when asked."""
+    for r in (*repacked.values(), standin):
+        index.add(r.path)
     demo = make_wheel("demo", "1.0")
     index.add(demo)
     pin = ["demo==1.0", f"--hash=sha256:{_sha256(demo.read_bytes())}"]
@@ -252,10 +263,44 @@ def test_installs_pinned_requirements_only(
         reqs = tmp_path / "reqs.txt"
         reqs.write_text(" ".join(pin) + "\n")
         pin = ["-r", str(reqs)]
-    result = run(venv.python, script, *pin, *index_options(index, ca_file, tmp_path / "c"))
+    result = run(venv.python, script, *pin, *attestations, *STAND_IN_STAGE,
+                 *index_options(index, ca_file, tmp_path / "c"))
     assert result.returncode == 0, result.stderr
     assert installed(venv) == {"demo"}
     assert "was installed with" not in result.stderr
+    if attestations:
+        assert "Staging the verifier" not in result.stderr
+        assert "verification weakened: attestations not checked" in result.stderr
+    else:
+        assert "Staging the verifier" in result.stderr
+        assert "attestations not checked" not in result.stderr
+        assert "have no PEP 740 provenance" in result.stderr
+
+
+def test_a_pinned_requirement_with_provenance_is_checked_by_the_staged_secinstall(
+    venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
+    repacked: dict[str, Repacked], standin: Repacked, make_wheel: WheelMaker,
+    tmp_path: Path,
+) -> None:
+    """The staged secinstall checks the requirement's provenance (this stand-in stage
+    has no sigstore: it refuses, fail closed); --attestations off takes it unchecked."""
+    for r in (*repacked.values(), standin):
+        index.add(r.path)
+    demo = make_wheel("demo", "1.0")
+    index.add(demo, provenance=b"{}")
+    pin = ["demo==1.0", f"--hash=sha256:{_sha256(demo.read_bytes())}"]
+    before = snapshot(venv.path)
+    options = [*STAND_IN_STAGE, *index_options(index, ca_file, tmp_path / "c")]
+
+    refused = run(venv.python, script, *pin, *options)
+    assert refused.returncode == 1
+    assert "has PEP 740 provenance, but it can't be verified" in refused.stderr
+    assert snapshot(venv.path) == before
+
+    unchecked = run(venv.python, script, *pin, "--attestations", "off", *options)
+    assert unchecked.returncode == 0, unchecked.stderr
+    assert "verification weakened: attestations not checked" in unchecked.stderr
+    assert installed(venv) == {"demo"}
 
 
 # --- refusals --------------------------------------------------------------------------------
@@ -307,14 +352,16 @@ def test_a_swapped_core_or_runtime_wheel_is_refused(
 
 def test_a_swapped_pinned_requirement_is_refused(
     venv: Venv, index: LocalIndex, ca_file: Path, script: Path, make_wheel: WheelMaker,
-    tmp_path: Path,
+    repacked: dict[str, Repacked], standin: Repacked, tmp_path: Path,
 ) -> None:
+    for r in (*repacked.values(), standin):
+        index.add(r.path)
     good = make_wheel("demo", "1.0")
     evil = make_wheel("demo", "1.0", files={"demo/__init__.py": "print('swapped')\n"})
     index.add(good, serve_bytes=evil.read_bytes())
     before = snapshot(venv.path)
     result = run(venv.python, script, "demo==1.0", f"--hash=sha256:{_sha256(good.read_bytes())}",
-                 *index_options(index, ca_file, tmp_path / "cache"))
+                 *STAND_IN_STAGE, *index_options(index, ca_file, tmp_path / "cache"))
     assert result.returncode == 1
     assert _sha256(evil.read_bytes()) in result.stderr
     assert snapshot(venv.path) == before
@@ -344,6 +391,18 @@ def test_core_only_is_refused_with_requirements(
                  *index_options(index, ca_file, tmp_path / "c"))
     assert result.returncode == 2
     assert "--core-only" in result.stderr and "requirements" in result.stderr
+    assert index.requests == []
+    assert snapshot(venv.path) == before
+
+
+def test_core_only_is_refused_with_attestations_it_cannot_check(
+    venv: Venv, index: LocalIndex, ca_file: Path, script: Path, tmp_path: Path,
+) -> None:
+    before = snapshot(venv.path)
+    result = run(venv.python, script, "--core-only", "--attestations", "require",
+                 *index_options(index, ca_file, tmp_path / "c"))
+    assert result.returncode == 2
+    assert "--core-only installs no verifier" in result.stderr
     assert index.requests == []
     assert snapshot(venv.path) == before
 
@@ -608,6 +667,10 @@ def test_the_real_script_installs_pinned_pip_from_pypi(venv: Venv, tmp_path: Pat
     script.write_bytes(build_script(ROOT))
     result = run(venv.python, script, str(pip.req), *hashes, "--cache-dir", tmp_path / "c")
     assert result.returncode == 0, result.stderr
+    # pip's wheel went through the secinstall staged from the real runtime pins.
+    assert "Staging the verifier" in result.stderr
+    assert "attestations not checked" not in result.stderr
+    assert installed(venv) == {"pip"}
     version = run(venv.python, "-m", "pip", "--version")
     assert version.stdout.startswith(f"pip {next(iter(pip.req.specifier)).version} ")
 
