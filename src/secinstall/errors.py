@@ -20,6 +20,9 @@ class SecinstallError(Exception):
         super().__init__(message)
         self.message = message
         self.details = list(details)
+        #: What the run had to say before it failed (e.g. a transaction it recovered):
+        #: shown as warnings, as they would have been after a success.
+        self.notes: list[str] = []
 
     def __str__(self) -> str:
         return self.message

@@ -134,6 +134,8 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
     # Compiled as each wheel is unpacked, while the others are still on their way.
     bytecode = (Bytecode(target, reuse=options.trust_cached_bytecode)
                 if options.compile_bytecode and not options.dry_run else None)
+    recovered: list[str] = []
+    outcome: Outcome | None = None
     try:
         # The TLS context is made at the first connection: none, when all is cached.
         with Client(ssl_context=lambda: _tls_context(src.certs),
@@ -142,7 +144,6 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
             finder = Finder(client, src.index_urls, src.find_links)
             # A transaction a killed process left behind is finished or undone first, so
             # that what is installed is known before anything is decided.
-            recovered: list[str] = []
             if any(target.state_dir.glob("txn-*")):
                 with environment_lock(target.state_dir):
                     recovered = recover(target.state_dir)
@@ -155,6 +156,9 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
             if not options.dry_run:
                 _install(options, outcome, log, bytecode, fragment)
             return outcome
+    except SecinstallError as exc:
+        exc.notes[:0] = outcome.notes if outcome is not None else recovered
+        raise
     finally:
         if bytecode is not None:
             bytecode.close()

@@ -283,3 +283,25 @@ def _differences(state: dict[str, tuple[str, int]],
         diff = sorted(k for k in state.keys() | other.keys() if state.get(k) != other.get(k))
         parts.append(f"{name}: {diff[:8]}")
     return "; ".join(parts)
+
+
+def test_a_failed_install_still_says_what_it_recovered(lab: Lab, tmp_path: Path) -> None:
+    """The next install rolls back what a killed one left, then fails on its own: the
+    roll-back changed the environment, so it is said (it used to be said on success only)."""
+    slot = lab.slots[0]
+    assert slot.before is not None
+    slot.restore()
+    # Killed while moving the old files aside: the journal says to roll back.
+    killed = lab.runner.install(slot.env, lab.upgrade, crash_at=10)
+    assert killed.returncode == -signal.SIGKILL
+    assert list((slot.env / ".secinstall").glob("txn-*"))
+    wrong_pin = tmp_path / "wrong-pin.txt"
+    wrong_pin.write_text(f"lib==2.0 --hash=sha256:{'0' * 64}\n", encoding="utf-8")
+
+    failed = lab.runner.install(slot.env, wrong_pin)
+
+    assert failed.returncode == 1
+    warning = "warning: rolled back an interrupted transaction"
+    assert warning in failed.stderr
+    assert failed.stderr.index(warning) < failed.stderr.index("error: ")
+    assert _normalised(slot.env) == slot.before

@@ -51,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args, out)
         return code
     except SecinstallError as exc:
+        for note in exc.notes if verbosity >= -1 else ():
+            print(f"warning: {note}", file=sys.stderr)
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.details and (verbosity >= 1
                             or isinstance(exc, (HashesRequiredError, PolicyError))):
