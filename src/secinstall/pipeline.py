@@ -194,7 +194,7 @@ def _resolve(options: InstallOptions, target: Target, finder: Finder, cache: Cac
            "pip": "resolved by pip's resolver"}[plan.resolver]
     log(f"{len(plan.items)} distribution(s) {how}; {len(todo)} to install")
     if options.usage_policy is not None:
-        from .policy import check_plan
+        from .policy_checks import check_plan
 
         outcome.notes += check_plan(
             dataclasses.replace(plan, items=tuple(todo)), options.usage_policy, client=client,
@@ -215,7 +215,7 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
     def check(fetched: FetchedFile) -> tuple[VerifiedDist, WheelInfo, Unpacked]:
         # Each file as soon as it is there, while the others are still downloading.
         if usage is not None:
-            from .policy import check_fetched
+            from .policy_checks import check_fetched
 
             check_fetched([fetched], usage, options.attestations)
         verified, info = verify(fetched, require_pin=plan.require_hashes,
@@ -237,7 +237,7 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
     outcome.wheel_info = {v.dist.name: i for v, i, _ in checked}
     outcome.unpacked = [u for _, _, u in checked]
     if usage is not None:
-        from .policy import check_metadata
+        from .policy_checks import check_metadata
 
         outcome.notes += check_metadata(
             [(v.dist.name, v.dist.version, outcome.wheel_info[v.dist.name].metadata)

@@ -36,13 +36,8 @@ from secinstall.models import (
     UserRequirement,
 )
 from secinstall.pipeline import with_index_details
-from secinstall.policy import (
-    UsagePolicy,
-    check_fetched,
-    check_metadata,
-    check_plan,
-    load_policy,
-)
+from secinstall.policy import UsagePolicy, load_policy
+from secinstall.policy_checks import check_fetched, check_metadata, check_plan
 from secinstall.resolve import resolve_pinned, resolve_with_pip
 from secinstall.target import Target, resolve_target
 from secinstall.tls import create_context

@@ -241,7 +241,7 @@ def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
     from .. import pipeline  # noqa: F401
     from ..errors import RequirementsError
     from ..models import InstallOptions
-    from ..policy import attestation_policy as with_usage_policy
+    from ..policy_checks import attestation_policy as with_usage_policy
     from ..requirements import parse_files
 
     target = pending()
