@@ -286,9 +286,15 @@ def install_in_two_phases(argv: list[str], args: argparse.Namespace, wheel: Path
     code = secinstall_main(staging)
     if code != 0:
         return code
-    return subprocess.run(  # noqa: S603  # nosec B603 - this interpreter, no shell
-        [sys.executable, "-I", "-c", _STAGED, str(tmp / "stage"), *argv, *shared],
-        check=False).returncode
+    child = subprocess.Popen(  # noqa: S603  # nosec B603 - this interpreter, no shell
+        [sys.executable, "-I", "-c", _STAGED, str(tmp / "stage"), *argv, *shared])
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the child too: it rolls back and says so. subprocess.run
+            # would kill it mid-rollback and leave a traceback here.
+            continue
 
 
 def run(argv: Sequence[str], payload: str) -> int:

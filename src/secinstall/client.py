@@ -80,6 +80,8 @@ class Client:
         self.retries = retries
         self.backoff = backoff
         self._timeout = timeout
+        # Shared with the copies `with_retries` makes: `stop` stops them all.
+        self._stopped = threading.Event()
         self._connections = _Connections(ssl_context, proxy, pool_size)
 
     def with_retries(self, retries: int) -> Client:
@@ -88,6 +90,11 @@ class Client:
         clone = copy.copy(self)
         clone.retries = retries
         return clone
+
+    def stop(self) -> None:
+        """The run is ending (Ctrl-C): requests under way end at their next read (within
+        one --timeout), none is retried or started. For good: a client isn't restarted."""
+        self._stopped.set()
 
     def close(self) -> None:
         self._connections.close()
@@ -171,6 +178,7 @@ class Client:
         headers = {"Accept": accept} if accept else {}
         attempt = 0
         while True:
+            self._check_stopped(url)
             self._check_scheme(url)
             pool = self._connections.pool()
             try:
@@ -218,6 +226,7 @@ class Client:
                     received += len(chunk)
                     self._check_size(url, received, max_bytes)
                     write(chunk)
+                    self._check_stopped(url)
                     window += len(chunk)
                     now = time.monotonic()
                     if now - since >= self._timeout:
@@ -257,8 +266,13 @@ class Client:
         delay = self.backoff * (2 ** attempt)
         if retry_after:
             delay = max(delay, _parse_retry_after(retry_after))
-        time.sleep(min(delay, 30.0))
+        self._stopped.wait(min(delay, 30.0))
+        self._check_stopped(url)
         return attempt + 1
+
+    def _check_stopped(self, url: str) -> None:
+        if self._stopped.is_set():
+            raise FetchError(f"stopped before {url} was complete")
 
 
 class _Connections:

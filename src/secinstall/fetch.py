@@ -206,6 +206,11 @@ def fetch_each(client: Client, cache: Cache, dists: Sequence[PlannedDist],
                     results.append(fut.result())
                 except BaseException as exc:  # collected, raised after the rest finish
                     errors.append(exc)
+                    if isinstance(exc, KeyboardInterrupt):
+                        # Ctrl-C: the rest stop soon (not after every download), and
+                        # what was downloaded stays in the cache.
+                        client.stop()
+                        pool.shutdown(wait=False, cancel_futures=True)
             if errors:
                 raise errors[0]
             return results

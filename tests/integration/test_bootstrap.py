@@ -43,7 +43,9 @@ from secinstall.bootstrap import (
 from secinstall.errors import ConfigError, VerificationError
 from secinstall.requirements import parse_files
 from tests.conftest import Venv
+from tests.support import faults
 from tests.support.index import LocalIndex
+from tests.support.interrupt import interrupt_when_requested
 from tests.support.pep740 import WHEEL, fixtures_dir, serve_real_wheel
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker, build_wheel
@@ -392,6 +394,33 @@ def test_core_only_is_refused_with_requirements(
     assert result.returncode == 2
     assert "--core-only" in result.stderr and "requirements" in result.stderr
     assert index.requests == []
+    assert snapshot(venv.path) == before
+
+
+def test_ctrl_c_during_the_staged_install_ends_it_cleanly(
+    venv: Venv, index: LocalIndex, ca_file: Path, script: Path,
+    repacked: dict[str, Repacked], standin: Repacked, make_wheel: WheelMaker,
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) while the staged secinstall
+    downloads: it stops and says so, the script waits for it and returns its exit code,
+    with no traceback and the environment unchanged."""
+    for r in (*repacked.values(), standin):
+        index.add(r.path)
+    demo = make_wheel("demo", "1.0")
+    index.add(demo)
+    path = f"/files/{demo.name}"
+    index.misbehave(path, faults.stall(), times=100)  # only the second phase asks for it
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    before = snapshot(venv.path)
+    code, err = interrupt_when_requested(
+        [str(venv.python), str(script), "demo==1.0", f"--hash=sha256:{_sha256(demo.read_bytes())}",
+         "--timeout", "2", *STAND_IN_STAGE, *index_options(index, ca_file, tmp_path / "c")],
+        index, path, env=env)
+    assert code == 130, err
+    assert "error: interrupted" in err
+    assert "Traceback" not in err
+    assert index.requests.count(path) == 1  # stopped, not retried
     assert snapshot(venv.path) == before
 
 

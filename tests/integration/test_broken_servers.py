@@ -4,6 +4,8 @@ used unless the whole of it, as finally downloaded, matched its hash."""
 from __future__ import annotations
 
 import gzip
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -14,8 +16,9 @@ from secinstall import fetch as fetch_module
 from tests.conftest import Venv, run_in
 from tests.support import faults
 from tests.support.cache import cached_files
-from tests.support.cli import Secinstall, dist_infos, sha256
+from tests.support.cli import Secinstall, dist_infos, pin, sha256
 from tests.support.index import JSON_TYPE, LocalIndex, Misbehaviour
+from tests.support.interrupt import interrupt_when_requested
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
 
@@ -208,6 +211,32 @@ def test_a_download_that_only_trickles_gives_up(
     assert "under 1024 bytes a second" in run.err
     assert _requests_for(secinstall.index, path) == 3
     _assert_refused(venv, before, secinstall.tmp / "cache")
+
+
+def test_ctrl_c_during_a_stalled_download_stops_it_without_retrying(
+    secinstall: Secinstall, venv: Venv, wheel: Path, tmp_path: Path
+) -> None:
+    """Ctrl-C used to be collected and raised only once every download had finished,
+    retries included (here: six stalled attempts). Now the downloads under way stop at
+    their next read and none is retried; the install ends 'interrupted', changing nothing."""
+    import secinstall as package
+
+    path = f"/files/{wheel.name}"
+    secinstall.index.misbehave(path, faults.stall(), times=100)
+    reqs = tmp_path / "reqs.txt"
+    reqs.write_text(pin(wheel) + "\n", encoding="utf-8")
+    before = snapshot(venv.path)
+    code, err = interrupt_when_requested(
+        [sys.executable, "-m", "secinstall", "install", "--python", str(venv.path), "-r",
+         str(reqs), "--index-url", secinstall.index.url, "--cert", str(secinstall.ca_file),
+         "--cache-dir", str(tmp_path / "cache"), "--timeout", "2"],
+        secinstall.index, path,
+        env={**os.environ, "PYTHONPATH": str(Path(package.__file__).parents[1])})
+
+    assert code == 130, err
+    assert "error: interrupted" in err and "Traceback" not in err
+    assert _requests_for(secinstall.index, path) == 1
+    _assert_refused(venv, before, tmp_path / "cache")
 
 
 def test_content_length_too_short_is_a_hash_mismatch(
