@@ -8,6 +8,8 @@ import os
 import threading
 from pathlib import Path
 
+from .errors import SecinstallError
+
 
 def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> None:
     """Write `data` (str as UTF-8) to `path`; the file gets `mode`, else the umask's usual
@@ -25,6 +27,16 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> N
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_file(path: Path, data: bytes | str,
+               error: type[SecinstallError] = SecinstallError) -> None:
+    """`write_atomic` for a file the user asked for (a report, a lock, an SBOM): a failure
+    is an `error` that names the file, not a traceback."""
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        raise error(f"can't write {path}: {exc.strerror or exc}") from exc
 
 
 def make_executable(path: str | Path) -> None:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from .options import add_policy_options, add_target_options, usage_policy
-from .output import Output, output_path, write_output
+from .output import Output, output_path
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -52,7 +52,9 @@ def _cmd_sbom(args: argparse.Namespace, out: Output) -> int:
     target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
     text = environment_sbom(target, fmt=args.format)
     if output_file is not None:
-        write_output(output_file, text + "\n")
+        from ..files import write_file
+
+        write_file(output_file, text + "\n")
         out.info(f"wrote {args.format} SBOM of {target.root} to {args.output}")
     else:
         print(text)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .options import EPILOG, add_install_options, install_options
-from .output import Output, output_path, write_output
+from .output import Output, output_path
 
 INSTALL_DESCRIPTION = """\
 Install wheels, verified before anything is written: every file's sha256 is checked
@@ -131,7 +131,9 @@ def _cmd_install(args: argparse.Namespace, out: Output) -> int:
         if report_file is None:
             print(report)
         else:
-            write_output(report_file, report + "\n")
+            from ..files import write_file
+
+            write_file(report_file, report + "\n")
     return 0
 
 
@@ -156,6 +158,8 @@ def _cmd_lock(args: argparse.Namespace, out: Output) -> int:
     if output_file is None:
         print(text, end="")
     else:
-        write_output(output_file, text)
+        from ..files import write_file
+
+        write_file(output_file, text)
         out.info(f"Locked {len(outcome.verified)} distribution(s), each verified, in {output}")
     return 0

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from ..errors import ConfigError, SecinstallError
+from ..errors import ConfigError
 
 
 class Output:
@@ -42,13 +42,3 @@ def output_path(value: str, option: str) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"{option} {value}: the directory {parent} can't be written")
     return path
-
-
-def write_output(path: Path, text: str) -> None:
-    """`text` to `path` in one step (a reader never sees half of it)."""
-    from ..files import write_atomic
-
-    try:
-        write_atomic(path, text)
-    except OSError as exc:
-        raise SecinstallError(f"can't write {path}: {exc.strerror or exc}") from exc

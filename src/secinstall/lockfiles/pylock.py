@@ -31,11 +31,12 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 
 from ..errors import ConfigError, RequirementsError, ResolveError, SdistRefusedError
+from ..files import write_file
 from ..models import AttestationEvidence, IndexFile, Plan, PlannedDist, Publisher
 from ..resolve import SDIST_HINT
 from ..target import Target
 from ._toml import toml_dumps
-from .requirements import STRONG_HASHES, target_line, verified_dists, write_atomic
+from .requirements import STRONG_HASHES, target_line, verified_dists
 
 if TYPE_CHECKING:
     from ..pipeline import Outcome
@@ -354,8 +355,8 @@ def pylock_text(outcome: Outcome, *, requires_python: str | None = None,
 def write_pylock(outcome: Outcome, path: Path, *, requires_python: str | None = None,
                  created_by: str = "secinstall", indexes: Collection[str] = ()) -> None:
     """Write `pylock_text(outcome, ...)` to `path` (replacing it in one step)."""
-    write_atomic(path, pylock_text(outcome, requires_python=requires_python,
-                                   created_by=created_by, indexes=indexes))
+    write_file(path, pylock_text(outcome, requires_python=requires_python,
+                                 created_by=created_by, indexes=indexes), RequirementsError)
 
 
 def _dependencies(requires: Sequence[str], dist: PlannedDist, target: Target,

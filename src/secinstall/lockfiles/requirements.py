@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import __version__, files
+from .. import __version__
 from ..errors import RequirementsError
+from ..files import write_file
 from ..models import VerifiedDist
 
 if TYPE_CHECKING:
@@ -61,12 +62,4 @@ def requirements_text(outcome: Outcome, *, filename: str = "requirements.txt") -
 
 def write_requirements(outcome: Outcome, path: Path) -> None:
     """Write `requirements_text(outcome)` to `path` (replacing it in one step)."""
-    write_atomic(path, requirements_text(outcome, filename=path.name))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a lock or requirements file in one step (`files.write_atomic`)."""
-    try:
-        files.write_atomic(path, text)
-    except OSError as exc:
-        raise RequirementsError(f"can't write {path}: {exc.strerror or exc}") from exc
+    write_file(path, requirements_text(outcome, filename=path.name), RequirementsError)
