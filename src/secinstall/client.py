@@ -266,8 +266,7 @@ class Client:
         delay = self.backoff * (2 ** attempt)
         if retry_after:
             delay = max(delay, _parse_retry_after(retry_after))
-        self._stopped.wait(min(delay, 30.0))
-        self._check_stopped(url)
+        self._stopped.wait(min(delay, 30.0))  # cut short by `stop`: the loop then ends
         return attempt + 1
 
     def _check_stopped(self, url: str) -> None:
