@@ -152,7 +152,8 @@ def serve() -> None:
     import cyclonedx.model.bom
     import cyclonedx.output.json  # noqa: F401
 
-    from .sbom import _fragment_text, bundled
+    from .component import bundled
+    from .sbom import _fragment_text
 
     read = {}
     while True:

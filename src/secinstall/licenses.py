@@ -1,9 +1,9 @@
 """Licences: what a distribution's core metadata says it is licensed under, as one SPDX
 expression (PEP 639 License-Expression, else the legacy License field, else the licence
 trove classifiers), the one map from classifiers to SPDX ids, and whether an expression
-passes an allow / deny list. The policy rules (`policy_checks.py`) and the SBOM
-(`sbom.py`) both read licences through this module. packaging.licenses is imported only
-when used."""
+passes an allow / deny list. The policy rules (`policy_checks.py`) and the SBOM's
+components (`component.py`) both read licences through this module. packaging.licenses is
+imported only when used."""
 
 from __future__ import annotations
 

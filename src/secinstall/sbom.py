@@ -1,17 +1,16 @@
 """CycloneDX SBOMs: a fragment per install transaction (what was installed and how it was
 verified), and one SBOM of a whole environment, merged from the fragments and what is
-installed now. Built with cyclonedx-python-lib, imported only when an SBOM is made."""
+installed now: the documents, their dependency graph and metadata. Their components (one
+per distribution, with the SBOMs it bundles) are made in `component.py`. Built with
+cyclonedx-python-lib, imported only when an SBOM is made."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import string
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.utils import getaddresses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +19,9 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from . import __version__
 from .client import redact_url
+from .component import Bundled, add_bundled, add_props, add_refs, bundled, component
 from .errors import ConfigError, InstallError
 from .install import find_installed, same_version
-from .licenses import classifier_spdx
 from .models import VerifiedDist
 from .target import Target
 from .transaction import Transaction
@@ -30,32 +29,12 @@ from .transaction import Transaction
 if TYPE_CHECKING:
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component
-    from cyclonedx.model.contact import OrganizationalContact
-    from cyclonedx.model.license import License, LicenseAcknowledgement
 
     from .pipeline import Outcome
 
 #: Where the fragments live, inside the environment's `.secinstall/`.
 SBOM_DIR = "sbom"
 FORMATS = ("cyclonedx-json", "spdx-json")
-#: A free-text License field longer than this is the licence's full text, not its name.
-MAX_LICENSE_NAME = 200
-#: Bundled (PEP 770) SBOMs are third-party data; a larger one is not read.
-MAX_BUNDLED_BYTES = 16 * 1024**2
-#: What a distribution's bundled SBOMs hold: their components (CycloneDX 1.6 JSON), and
-#: the properties that say which files were read.
-Bundled = tuple[list[Any], list[tuple[str, str]]]
-
-# Project-URL labels, normalised as PEP 753 does, by the reference type they are.
-_URL_LABELS = {
-    "homepage": "website",
-    "source": "vcs", "repository": "vcs", "sourcecode": "vcs", "github": "vcs",
-    "documentation": "documentation", "docs": "documentation",
-    "issues": "issue-tracker", "bugs": "issue-tracker", "issue": "issue-tracker",
-    "tracker": "issue-tracker", "issuetracker": "issue-tracker", "bugtracker": "issue-tracker",
-    "changelog": "release-notes", "changes": "release-notes", "releasenotes": "release-notes",
-    "history": "release-notes", "whatsnew": "release-notes",
-}
 _PUBLISHER_HOSTS = {"github": "https://github.com/", "gitlab": "https://gitlab.com/"}
 
 
@@ -134,14 +113,14 @@ def _fragment(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[st
         dist = v.dist
         info = outcome.wheel_info.get(dist.name)
         meta = dict(info.metadata) if info is not None else dict(dist.metadata or {})
-        comp = _component(meta, dist.name, dist.version, file_name=dist.file.filename)
+        comp = component(meta, dist.name, dist.version, file_name=dist.file.filename)
         comp.hashes.add(HashType(alg=HashAlgorithm.SHA_256, content=v.fetched.sha256))
-        _add_refs(comp, [("distribution", redact_url(dist.file.url), None)])
-        _add_props(comp, _evidence(v))
+        add_refs(comp, [("distribution", redact_url(dist.file.url), None)])
+        add_props(comp, _evidence(v))
         if v.attestation is not None and v.attestation.publisher is not None:
             publisher = v.attestation.publisher
             if publisher.kind in _PUBLISHER_HOSTS:
-                _add_refs(comp, [("vcs", _PUBLISHER_HOSTS[publisher.kind] + publisher.repository,
+                add_refs(comp, [("vcs", _PUBLISHER_HOSTS[publisher.kind] + publisher.repository,
                                   "source repository of the verified Trusted Publisher")])
         tree = trees.get(dist.name)
         have = installed.get(dist.name)
@@ -155,7 +134,7 @@ def _fragment(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[st
             found = ([], [])
         if found[0]:
             nested[str(comp.bom_ref.value)] = found[0]
-        _add_props(comp, found[1])
+        add_props(comp, found[1])
         components[dist.name] = comp
         requires[dist.name] = meta.get("requires_dist") or (info.requires_dist if info else ())
         extras[dist.name] = dist.requested_extras
@@ -269,7 +248,7 @@ def environment_sbom(target: Target, *, fmt: str = "cyclonedx-json") -> str:
         if (rec is not None and have.installer == "secinstall"
                 and same_version(str(rec.component.version), have.version)):
             comp = rec.component
-            _add_props(comp, [("secinstall:verified", "true"),
+            add_props(comp, [("secinstall:verified", "true"),
                               ("secinstall:fragment", rec.fragment)])
             edges[name] = set(rec.depends_on)
         else:
@@ -277,13 +256,13 @@ def environment_sbom(target: Target, *, fmt: str = "cyclonedx-json") -> str:
                 why = f"not installed by secinstall (INSTALLER: {have.installer or 'none'})"
             else:
                 why = "installed by secinstall, but no SBOM fragment records this version"
-            comp = _component(meta, name, have.version, file_name=None)
-            _add_props(comp, [("secinstall:verified", "false"),
+            comp = component(meta, name, have.version, file_name=None)
+            add_props(comp, [("secinstall:verified", "false"),
                               ("secinstall:installer", have.installer or "unknown"),
                               ("secinstall:file-hash", f"unknown: {why}")])
             if unreadable:
                 comp.properties.add(Property(name="secinstall:metadata", value=unreadable))
-            _add_bundled(comp, have.dist_info)
+            add_bundled(comp, have.dist_info)
         components[name] = comp
 
     bom = Bom(components=components.values())
@@ -334,196 +313,6 @@ def _read_metadata(dist_info: Path) -> tuple[dict[str, Any], str | None]:
 
 # --- building blocks -------------------------------------------------------------------
 
-def _component(meta: Mapping[str, Any], name: NormalizedName, version: str, *,
-               file_name: str | None) -> Component:
-    """A library component from core metadata (PEP 566 JSON): name, purl, licence, people,
-    links. Evidence is added by the caller."""
-    from cyclonedx.model.component import Component, ComponentType
-    from cyclonedx.model.contact import OrganizationalEntity
-    from packageurl import PackageURL
-
-    purl = PackageURL(type="pypi", name=name, version=version,
-                      qualifiers={"file_name": file_name} if file_name else None)
-    authors = _contacts(meta.get("author"), meta.get("author_email"))
-    maintainers = _contacts(meta.get("maintainer"), meta.get("maintainer_email"))
-    supplier_contacts = maintainers or authors
-    supplier = None
-    if supplier_contacts:
-        names = ", ".join(c.name for c in supplier_contacts if c.name)
-        supplier = OrganizationalEntity(name=names or None, contacts=supplier_contacts)
-    summary = str(meta.get("summary") or "").strip()
-    comp = Component(type=ComponentType.LIBRARY, name=str(meta.get("name") or name),
-                     version=version, bom_ref=purl.to_string(), purl=purl,
-                     description=summary or None, licenses=licenses(meta),
-                     authors=authors, supplier=supplier)
-    _add_refs(comp, _metadata_links(meta))
-    return comp
-
-
-def licenses(meta: Mapping[str, Any]) -> list[License]:
-    """The declared licence: the PEP 639 License-Expression, else the licence classifiers
-    as SPDX ids (or names), else the free-text License field."""
-    from cyclonedx.contrib.license.factories import LicenseFactory
-    from cyclonedx.model.license import DisjunctiveLicense, LicenseExpression
-    from cyclonedx.spdx import fixup_id
-    from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
-
-    expression = str(meta.get("license_expression") or "").strip()
-    if expression:
-        try:
-            expression = canonicalize_license_expression(expression)
-        except InvalidLicenseExpression:
-            return [_named_license(expression)]
-        spdx_id = fixup_id(expression)
-        if spdx_id is not None:
-            return [DisjunctiveLicense(id=spdx_id, acknowledgement=_declared())]
-        return [LicenseExpression(expression, acknowledgement=_declared())]
-    found: list[License] = []
-    for classifier in meta.get("classifier", ()):
-        if not classifier.startswith("License :: ") or classifier == "License :: OSI Approved":
-            continue
-        spdx = classifier_spdx(classifier)
-        if spdx is not None:
-            found.append(DisjunctiveLicense(id=spdx, acknowledgement=_declared()))
-        else:
-            found.append(_named_license(classifier.rpartition(" :: ")[2]))
-    if found:
-        return found
-    text = " ".join(str(meta.get("license") or "").split())
-    if not text or text.upper() == "UNKNOWN":
-        return []
-    if len(text) > MAX_LICENSE_NAME:
-        return [_named_license(text)]
-    # Before PEP 639 many projects wrote an SPDX id ("MIT") here: keep it as one.
-    return [LicenseFactory().make_from_string(text, license_acknowledgement=_declared())]
-
-
-def _declared() -> LicenseAcknowledgement:
-    from cyclonedx.model.license import LicenseAcknowledgement
-
-    return LicenseAcknowledgement.DECLARED
-
-
-def _named_license(text: str) -> License:
-    from cyclonedx.model.license import DisjunctiveLicense
-
-    if len(text) > MAX_LICENSE_NAME:  # the licence's full text, not its name
-        text = text[:MAX_LICENSE_NAME - 3] + "..."
-    return DisjunctiveLicense(name=text, acknowledgement=_declared())
-
-
-def _contacts(names: Any, emails: Any) -> list[OrganizationalContact]:
-    """People from an Author (or Maintainer) field and its -email field."""
-    from cyclonedx.model.contact import OrganizationalContact
-
-    text = str(names or "").strip()
-    text = "" if text.upper() == "UNKNOWN" else text
-    pairs: list[tuple[str, str]] = []
-    loose: list[str] = []
-    for name, address in getaddresses([str(emails or "")]):
-        name, address = name.strip(), address.strip()
-        if "@" in address:
-            pairs.append((name, address))
-        elif (name or address) and (name or address).upper() != "UNKNOWN":
-            loose.append(name or address)  # not an address (the schema checks): a name
-    # `Author: A, B` with `Author-email: a@x, b@y` names the addresses in order.
-    split = [n.strip() for n in text.split(",")] if text else []
-    if len(pairs) == 1 and text:
-        pairs = [(pairs[0][0] or text, pairs[0][1])]
-    elif pairs and len(split) == len(pairs):
-        pairs = [(n or name, a) for (n, a), name in zip(pairs, split, strict=True)]
-    if not pairs and (text or loose):
-        pairs = [(text or ", ".join(loose), "")]
-    return [OrganizationalContact(name=n or None, email=a or None) for n, a in pairs]
-
-
-def _metadata_links(meta: Mapping[str, Any]) -> list[tuple[str, str, str | None]]:
-    links: list[tuple[str, str, str | None]] = []
-    home = str(meta.get("home_page") or "").strip()
-    if home and home.upper() != "UNKNOWN":
-        links.append(("website", home, None))
-    for entry in meta.get("project_url", ()):
-        label, _, url = str(entry).partition(",")
-        key = "".join(c for c in label.lower() if c not in string.punctuation
-                      and not c.isspace())
-        if key in _URL_LABELS and url.strip():
-            links.append((_URL_LABELS[key], url.strip(), f"Project-URL {label.strip()}"))
-    return links
-
-
-def _add_refs(comp: Component, links: Iterable[tuple[str, str, str | None]]) -> None:
-    from cyclonedx.exception.model import InvalidUriException
-    from cyclonedx.model import ExternalReference, ExternalReferenceType, XsUri
-
-    for kind, url, comment in links:
-        if not re.match(r"(?i)(https?|file)://", url):
-            continue  # not a link a consumer could follow
-        try:
-            uri = XsUri(url)
-        except InvalidUriException:
-            continue
-        comp.external_references.add(ExternalReference(
-            type=ExternalReferenceType(kind), url=uri, comment=comment))
-
-
-def _add_props(comp: Component, props: Iterable[tuple[str, str]]) -> None:
-    from cyclonedx.model import Property
-
-    for name, value in props:
-        comp.properties.add(Property(name=name, value=value))
-
-
-def _add_bundled(comp: Component, dist_info: Path) -> None:
-    """Nest the components of the distribution's own SBOMs (PEP 770: `.dist-info/sboms/`)."""
-    for found, props in _read_bundled(dist_info):
-        if found is not None:
-            comp.components.update(found.components)
-        _add_props(comp, props)
-
-
-def _read_bundled(dist_info: Path) -> Iterator[tuple[Bom | None, list[tuple[str, str]]]]:
-    """Each bundled SBOM of `dist_info` (None: unreadable) and the properties saying so."""
-    from cyclonedx.model.bom import Bom
-
-    folder = dist_info / "sboms"
-    if not folder.is_dir():
-        return
-    for path in sorted(p for p in folder.rglob("*.json") if p.is_file()):
-        rel = path.relative_to(dist_info).as_posix()
-        try:
-            if path.stat().st_size > MAX_BUNDLED_BYTES:
-                raise ValueError(f"larger than {MAX_BUNDLED_BYTES} bytes")
-            document = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(document, dict) or document.get("bomFormat") != "CycloneDX":
-                raise ValueError("not a CycloneDX JSON document")
-            # Only the components are used: the rest (its metadata's tools above all) can
-            # take longer to read than they do.
-            found = Bom.from_json({key: document[key] for key in  # type: ignore[attr-defined]
-                                   ("bomFormat", "specVersion", "components")
-                                   if key in document})
-        except Exception as exc:  # third-party data: noted, never fatal
-            yield None, [("secinstall:bundled-sbom:unreadable",
-                          f"{rel}: {type(exc).__name__}: {exc}"[:300])]
-            continue
-        yield found, [("secinstall:bundled-sbom", rel)]
-
-
-def bundled(dist_info: Path) -> Bundled:
-    """The components of a distribution's bundled SBOMs (PEP 770), as CycloneDX 1.6 JSON,
-    and the properties that say which files were read. Read again at every install, not
-    cached: an SBOM says what is installed, and must not take that from a cache."""
-    components: list[Component] = []
-    props: list[tuple[str, str]] = []
-    for found, said in _read_bundled(dist_info):
-        if found is not None:
-            components += found.components
-        props += said
-    from cyclonedx.schema.schema import SchemaVersion1Dot6
-
-    # Each component on its own: a whole Bom would sort and compare them all first.
-    as_json = [json.loads(c.as_json(view_=SchemaVersion1Dot6))  # type: ignore[attr-defined]
-               for c in components]
-    return as_json, props
 
 
 def dependency_edges(requires: Mapping[NormalizedName, Sequence[str]],

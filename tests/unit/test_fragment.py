@@ -18,17 +18,12 @@ from secinstall import fragment
 from secinstall.fragment import FragmentBuilder
 from secinstall.pipeline import Outcome
 from secinstall.sbom import fragment_json
-from secinstall.target import Target, resolve_target
+from secinstall.target import Target
 from secinstall.unpack import Unpacked
 
 BUNDLED = {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
            "components": [{"type": "library", "name": "zlib", "version": "1.3.1",
                            "bom-ref": "zlib", "licenses": [{"license": {"id": "Zlib"}}]}]}
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> Target:
-    return resolve_target(target_dir=str(tmp_path / "target"))
 
 
 def with_tree(tmp_path: Path, result: Outcome) -> Outcome:

@@ -1,5 +1,6 @@
-"""Tests of secinstall.policy_checks and secinstall.vulnerabilities without a network: each
-rule on hand-made plans, the licence rules, attestations, OSV matching."""
+"""Tests of secinstall.policy_checks without a network: each rule on hand-made plans, the
+licence rules, attestations, known vulnerabilities (secinstall.vulnerabilities has its own
+tests)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
+from tests.support.osv import RANGE, osv
 
 from secinstall.client import Client
-from secinstall.errors import ConfigError, PolicyError
+from secinstall.errors import PolicyError
 from secinstall.models import (
     AttestationPolicy,
     FetchedFile,
@@ -33,16 +35,6 @@ from secinstall.policy_checks import (
     cooldown_cutoff,
 )
 from secinstall.tls import create_context
-from secinstall.vulnerabilities import (
-    Advisory,
-    OsvDatabase,
-    ignored,
-    index_of,
-    json_api_url,
-    merge,
-    osv_affects,
-    parse_json_api,
-)
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 INDEX = "https://index.example/simple/"
@@ -275,73 +267,6 @@ def test_check_fetched_requires_provenance_for_listed_projects(tmp_path: Path) -
 
 
 # -- vulnerabilities --------------------------------------------------------------------------
-
-
-def osv(ident: str, name: str = "lib", **affected: Any) -> dict[str, Any]:
-    return {"id": ident, "aliases": [f"CVE-{ident}"], "summary": f"{ident} summary",
-            "affected": [{"package": {"ecosystem": "PyPI", "name": name}, **affected}]}
-
-
-RANGE: dict[str, Any] = {"ranges": [{"type": "ECOSYSTEM", "events": [
-    {"introduced": "0"}, {"fixed": "1.1"}, {"introduced": "2.0"}, {"last_affected": "2.2"}]}]}
-
-
-@pytest.mark.parametrize(("version", "affected"), [
-    ("0.1", True), ("1.0", True), ("1.1a1", True), ("1.1", False), ("1.5", False),
-    ("2.0", True), ("2.2", True), ("2.2.1", False), ("not a version", False),
-], ids=lambda v: str(v))
-def test_osv_ranges(version: str, affected: bool) -> None:
-    assert osv_affects(osv("X", **RANGE)["affected"][0], version) is affected
-
-
-def test_osv_versions_list_compares_normalised_versions() -> None:
-    entry = osv("X", versions=["1.0", "2.0.0"])["affected"][0]
-    assert osv_affects(entry, "1.0.0") and osv_affects(entry, "2.0")
-    assert not osv_affects(entry, "1.0.1")
-
-
-def test_osv_database(tmp_path: Path) -> None:
-    write(tmp_path / "PYSEC-1.json", json.dumps(osv("PYSEC-1", "Lib", **RANGE)))
-    write(tmp_path / "sub" / "GHSA-2.json", json.dumps({**osv("GHSA-2", versions=["1.0"]),
-                                                        "aliases": ["PYSEC-1"]}))
-    write(tmp_path / "W.json", json.dumps({**osv("W", versions=["1.0"]), "withdrawn": "2024"}))
-    npm = osv("N", versions=["1.0"])
-    npm["affected"][0]["package"]["ecosystem"] = "npm"
-    write(tmp_path / "N.json", json.dumps(npm))
-    db = OsvDatabase(tmp_path)
-    found = merge(db.advisories("LIB", "1.0"))
-    assert [(a.id, a.aliases, a.fixed_in) for a in found] == [
-        ("PYSEC-1", ("CVE-PYSEC-1", "GHSA-2"), ("1.1",))]
-    assert db.advisories("lib", "1.2") == []
-    write(tmp_path / "broken.json", "{")
-    with pytest.raises(ConfigError, match=r"broken\.json is not a readable OSV record"):
-        OsvDatabase(tmp_path)
-    with pytest.raises(ConfigError, match="not a directory"):
-        OsvDatabase(tmp_path / "missing")
-
-
-def test_json_api_answer_and_ignore_list() -> None:
-    data = {"vulnerabilities": [
-        {"id": "GHSA-a", "aliases": ["CVE-1"], "fixed_in": ["2.0"], "details": "Bad.\nMore",
-         "link": "https://osv.dev/GHSA-a", "withdrawn": None},
-        {"id": "PYSEC-b", "aliases": [], "fixed_in": [], "withdrawn": "2024-01-01"}]}
-    found = parse_json_api(data, "https://x/pypi/lib/1.0/json")
-    assert found == [Advisory("GHSA-a", ("CVE-1",), ("2.0",), "Bad.", "https://osv.dev/GHSA-a",
-                              ("https://x/pypi/lib/1.0/json",))]
-    assert found[0].describe() == "GHSA-a (CVE-1), fixed in 2.0"
-    assert ignored(found[0], ["cve-1"]) and not ignored(found[0], ["CVE-2"])
-
-
-def test_json_api_location() -> None:
-    assert json_api_url("https://pypi.org/simple", "Foo_Bar", "1.0") == \
-        "https://pypi.org/pypi/foo-bar/1.0/json"
-    assert json_api_url("https://host/find-links/", "x", "1") is None
-    pypi_file = IndexFile("x-1-py3-none-any.whl",
-                          "https://files.pythonhosted.org/packages/x-1-py3-none-any.whl", {},
-                          origin="pip report")
-    assert index_of(pypi_file, []) == "https://pypi.org/simple/"
-    assert index_of(dist().file, [INDEX]) == INDEX
-    assert index_of(dist().file, []) is None
 
 
 def test_vulnerabilities_from_osv_refuse_warn_or_ignore(client: Client, tmp_path: Path) -> None:

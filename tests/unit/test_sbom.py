@@ -20,7 +20,7 @@ from secinstall.errors import ConfigError
 from secinstall.models import AttestationEvidence, InstalledDist, Publisher
 from secinstall.pipeline import Outcome
 from secinstall.sbom import dependency_edges, environment_sbom, fragment_json, write_fragment
-from secinstall.target import Target, resolve_target
+from secinstall.target import Target
 from secinstall.transaction import Transaction
 
 Json = dict[str, Any]
@@ -32,12 +32,6 @@ GITLAB = AttestationEvidence(
     rekor_log_index=123456789, integrated_time=1735689600, instance="production",
     trust_root="embedded",
 )
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> Target:
-    """A `--target` directory for this interpreter: nothing is installed in it."""
-    return resolve_target(target_dir=str(tmp_path / "target"))
 
 
 def fragment_text(result: Outcome, indexes: Sequence[str] = (INDEX,)) -> str:
