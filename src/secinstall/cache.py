@@ -5,11 +5,12 @@ Beside a verified file the cache keeps the index's listing of it and the provena
 verified, so that a pinned install whose files are all cached needs no network at all
 (the file is hashed again, and the provenance verified again, before use).
 
-A cache that can't be written (a read-only mount, another user's, baked into a CI image)
-is still read: what it holds is used, checked as ever. What it can't take (a download, its
-listing, a tree extracted again) goes to a temporary layer for this run, made at the first
-write it refuses (`Cache.write`, the one place that decides). That is learnt by trying, not
-with `os.access`: root passes `os.access` where a read-only mount still refuses it."""
+A cache that can't be written, wholly or in part (a read-only mount, another user's, a
+directory in it a `sudo` run left, baked into a CI image) is still read: what it holds is
+used, checked as ever. What it can't take (a download, its listing, a tree extracted again)
+goes to a temporary layer for this run, made at the first write it refuses (`Cache.write`,
+the one place that decides); from then on every write goes there. That is learnt by trying,
+not with `os.access`: root passes `os.access` where a read-only mount still refuses it."""
 
 from __future__ import annotations
 
@@ -89,10 +90,13 @@ class Cache:
         with self._overflow_lock:
             if self._overflow is None:
                 self._overflow = Cache(None)
+                # The directory, not only the cache: part of a cache can be another user's
+                # (shared, or written by a `sudo` run), and that is what to fix.
+                where = _refused_at(exc)
                 self.note = (f"the cache at {self.root} can't be written "
-                             f"({exc.strerror or exc}): the files it holds are used "
-                             "(checked again, as always); new ones are kept for this run "
-                             "only")
+                             f"({f'{where}: ' if where else ''}{exc.strerror or exc}): the "
+                             "files it holds are used (checked again, as always); new ones "
+                             "are kept for this run only")
             return self._overflow
 
     def _layers(self) -> tuple[Cache, ...]:
@@ -124,13 +128,22 @@ class Cache:
         return self.write(make)
 
     def store(self, temp: Path, sha256: str, filename: str) -> Path:
-        """Put a download from `new_temp` in place, in the layer it was written to (on
-        the same filesystem: a rename)."""
-        layer = next((c for c in self._layers() if temp.parent == c.files), self)
-        final = layer.path_for(sha256, filename)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(temp, final)
-        return final
+        """Put a download from `new_temp` in place: a rename in the layer it was written
+        to, or a move to this run's layer when its place in this cache can't be written
+        although `files/` could (a directory of it another user's)."""
+
+        def put(layer: Cache) -> Path:
+            final = layer.path_for(sha256, filename)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if temp.parent == layer.files:
+                os.replace(temp, final)
+            else:  # written to this cache before it refused a write
+                # A copy when this run's layer is on another filesystem. Only here: where a
+                # rename is refused, shutil.move copies over the file in place, not atomically.
+                shutil.move(temp, final)
+            return final
+
+        return self.write(put)
 
     def remember(self, verified: VerifiedDist) -> None:
         """Keep the listing and the provenance of a file that passed verification."""
@@ -214,6 +227,18 @@ def _file_name(filename: str) -> str:
         raise FetchError(f"refusing the file name {filename!r}: an index must name a "
                          "file, not a path")
     return filename
+
+
+def _refused_at(exc: OSError) -> Path | None:
+    """The directory a write refused with `exc` was to: the nearest that exists to the
+    path it names (a rename's new name)."""
+    name = exc.filename2 or exc.filename
+    if not isinstance(name, (str, bytes, os.PathLike)):  # none, or a file descriptor
+        return None
+    path = Path(os.fsdecode(name))
+    while not path.is_dir() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def _read_json(path: Path) -> Any:

@@ -126,14 +126,24 @@ def _extract(zf: zipfile.ZipFile, members: Sequence[Member], into: Path,
 
 
 def _remove_tree(path: Path) -> None:
-    """Remove a tree of read-only files (their directories are writable)."""
-    if not path.exists():
-        return
+    """Remove a damaged tree (or whatever else is at `path`). An OSError, naming `path`,
+    when some of it can't be (a directory in it another user's): what is left of it goes
+    back to `path`, where it is found damaged again, not under a name nothing removes."""
     doomed = path.with_name(f".stale-{uuid.uuid4().hex[:12]}")
-    with contextlib.suppress(OSError):
+    try:
         os.rename(path, doomed)  # out of the way at once, even if removal is slow
-        path = doomed
-    shutil.rmtree(path, ignore_errors=True)
+    except FileNotFoundError:
+        return
+    try:
+        if stat.S_ISDIR(doomed.lstat().st_mode):
+            shutil.rmtree(doomed)
+        else:
+            doomed.unlink()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.rename(doomed, path)
+        # rmtree names what it couldn't remove relative to its directory (before 3.13).
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 def unpack(fetched: FetchedFile, info: WheelInfo, cache: Cache) -> Unpacked:
@@ -184,12 +194,12 @@ def _extract_into(fetched: FetchedFile, info: WheelInfo, home: Path, *,
             if not (root.is_dir() and _intact(root, info.members)):
                 _replace(home, staging, root)
     finally:
-        _remove_tree(staging)
+        shutil.rmtree(staging, ignore_errors=True)  # ours: only there if not put in place
     return root
 
 
 def _replace(home: Path, staging: Path, root: Path) -> None:
+    _remove_tree(root)
     for stale in home.glob("pyc-*.json"):  # bytecode of the old tree's sources
         stale.unlink(missing_ok=True)
-    _remove_tree(root)
     os.rename(staging, root)

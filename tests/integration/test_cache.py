@@ -24,7 +24,7 @@ from secinstall.bytecode import PYC_PER_WORKER
 from secinstall.cache import LISTING
 from secinstall.cli import main
 from tests.conftest import Venv, run_in
-from tests.support.cli import install, pin
+from tests.support.cli import install, pin, sha256
 from tests.support.index import LocalIndex
 from tests.support.pep740 import PROJECT, WHEEL, is_installed, serve_real_wheel, wheel_pin
 from tests.support.snapshot import snapshot
@@ -258,6 +258,34 @@ def test_changed_tree_file_is_found_and_extracted_again(
     assert _imports(other) == "1.0"
 
 
+@pytest.mark.parametrize("instead", ["file", "symlink"])
+def test_something_else_where_the_tree_goes_is_replaced(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+    instead: str,
+) -> None:
+    """A file, or a link to a directory elsewhere, where the tree goes is removed (the link,
+    never what it points to) and the tree extracted in its place, leaving nothing else."""
+    wheel = _linked_wheel(make_wheel)
+    index.add(wheel)
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
+    tree = _tree(tmp_path)
+    shutil.rmtree(tree)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "kept.txt").write_text("kept\n", encoding="utf-8")
+    if instead == "file":
+        tree.write_text("not a tree\n", encoding="utf-8")
+    else:
+        tree.symlink_to(elsewhere, target_is_directory=True)
+
+    other = _venv_like(venv, tmp_path, "other")
+    assert _pinned_install(index, ca_file, other, tmp_path, wheel) == 0
+    assert not tree.is_symlink()
+    assert (tree / MODULE).read_text(encoding="utf-8") == '__version__ = "1.0"\n'
+    assert not _leftovers(tmp_path / "cache")
+    assert (elsewhere / "kept.txt").read_text(encoding="utf-8") == "kept\n"
+    assert _imports(other) == "1.0"
+
 def _poison_cached_bytecode(tmp_path: Path) -> tuple[bytes, bytes]:
     """Change the bytecode in the cache as whoever can write there could: the file and the
     record of its hash alike. Returns (the good bytes, the poisoned ones)."""
@@ -440,13 +468,23 @@ def _install_read_only(cache: Path, venv: Venv, ca_file: Path, index: LocalIndex
                        tmp_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`secinstall install` in a process that sees `cache` mounted read-only, its temporary
     files in `tmp_dir`."""
-    import secinstall
+    return _install_in_process(_read_only(cache), cache, venv, ca_file, index, tmp_dir, *args)
 
+
+def _read_only(cache: Path) -> list[str]:
+    """The command to start a process with that sees `cache` mounted read-only."""
+    return ["unshare", "-m", "sh", "-c", _READ_ONLY + ' && shift && exec "$@"', "sh", str(cache)]
+
+
+def _install_in_process(prefix: list[str], cache: Path, venv: Venv, ca_file: Path,
+                        index: LocalIndex, tmp_dir: Path,
+                        *args: str) -> subprocess.CompletedProcess[str]:
+    """`secinstall install` in a process of its own, started by `prefix` (the command that
+    sets up what it may write), its temporary files in `tmp_dir`."""
     env = {**os.environ, "TMPDIR": str(tmp_dir),
            "PYTHONPATH": str(Path(secinstall.__file__).parents[1])}
     return subprocess.run(
-        ["unshare", "-m", "sh", "-c", _READ_ONLY + ' && shift && exec "$@"', "sh",
-         str(cache), sys.executable, "-m", "secinstall", "install", "--cert", str(ca_file),
+        [*prefix, sys.executable, "-m", "secinstall", "install", "--cert", str(ca_file),
          "--index-url", index.url, "--cache-dir", str(cache), "--python", str(venv.python),
          *args], capture_output=True, text=True, env=env, check=False)
 
@@ -546,6 +584,38 @@ def _cant_write_warnings(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if _CANT_WRITE in line]
 
 
+def _cant_write_warning(cache: Path, where: Path, reason: str) -> str:
+    """The warning, naming the directory whose write was refused first."""
+    return (f"warning: the cache at {cache} can't be written ({where}: {reason}): the files "
+            "it holds are used (checked again, as always); new ones are kept for this run only")
+
+
+def _denied_prefix(tmp_path: Path) -> list[str]:
+    """The command to start an install with, for which a directory of mode 0o555 really
+    can't be written: as root, the install runs without CAP_DAC_OVERRIDE (root's way past
+    file modes), as a cache shared between users, or left by a `sudo` run, is seen by
+    anyone else. Skips the test where that can't be done."""
+    prefix = ["setpriv", "--bounding-set=-dac_override"] if os.geteuid() == 0 else []
+    probe = tmp_path / "mode-probe"
+    probe.mkdir()
+    probe.chmod(0o555)
+    try:
+        done = subprocess.run([*prefix, "sh", "-c", 'touch "$1/x" 2>/dev/null', "sh",
+                               str(probe)], capture_output=True, check=False)
+    except OSError:  # no setpriv
+        done = None
+    if done is None or done.returncode == 0 or (probe / "x").exists():
+        pytest.skip("needs a directory of mode 0o555 to refuse writes (as root: setpriv, "
+                    "to drop CAP_DAC_OVERRIDE)")
+    return prefix
+
+
+def _leftovers(cache: Path) -> list[Path]:
+    """What an interrupted or refused write would leave in the cache."""
+    return [p for p in cache.rglob(".*")
+            if p.name.startswith((".part-", ".unpacking-", ".stale-")) or p.name.endswith(".tmp")]
+
+
 def test_read_only_cache_is_used_and_new_files_are_kept_for_this_run(
     index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
     capsys: pytest.CaptureFixture[str],
@@ -570,8 +640,7 @@ def test_read_only_cache_is_used_and_new_files_are_kept_for_this_run(
     done = _install_read_only(cache, other, ca_file, index, tmp_path / "tmp", "-r", str(reqs))
     assert done.returncode == 0, done.stderr
     assert _cant_write_warnings(done.stderr) == [
-        f"warning: the cache at {cache} can't be written (Read-only file system): the files "
-        "it holds are used (checked again, as always); new ones are kept for this run only"]
+        _cant_write_warning(cache, cache / "files" / "sha256", "Read-only file system")]
     downloads = [r for r in index.requests[asked:] if r.endswith(".whl")]
     assert [Path(r).name for r in downloads] == [new.name]  # the cached one was used
     assert snapshot(cache) == before, "the cache was changed"
@@ -593,36 +662,155 @@ def test_read_only_cache_is_used_and_new_files_are_kept_for_this_run(
 
 
 @pytest.mark.parametrize("damaged", ["tree", "wheel"])
-def test_damaged_entry_of_a_read_only_cache_is_replaced_for_this_run(
+@pytest.mark.parametrize("unwritable", ["cache", "entry"])
+def test_damaged_entry_that_cant_be_written_is_replaced_for_this_run(
     index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
-    damaged: str,
+    unwritable: str, damaged: str,
 ) -> None:
-    """What a cache that can't be written holds is checked before use as ever: a changed
-    tree is extracted again, a changed wheel downloaded again, into this run's layer."""
-    _need_read_only_mount(tmp_path)
+    """What a cache that can't be written holds, all of it (a read-only mount) or only the
+    entry's directory (another user's, or a `sudo` run's), is checked before use as ever: a
+    changed tree is extracted again, a changed wheel downloaded again, into this run's
+    layer, and the cache is left as it was."""
+    if unwritable == "cache":
+        _need_read_only_mount(tmp_path)
+    prefix = _read_only(tmp_path / "cache") if unwritable == "cache" else _denied_prefix(tmp_path)
     wheel = _linked_wheel(make_wheel)
     index.add(wheel)
     assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
     cache = tmp_path / "cache"
+    home = _tree(tmp_path).parent
     if damaged == "tree":
         changed = _tree(tmp_path) / MODULE
         changed.chmod(0o644)
         changed.write_text('__version__ = "evil"\n', encoding="utf-8")
     else:
-        (changed,) = cache.rglob(wheel.name)
+        changed = home / wheel.name
         changed.write_bytes(changed.read_bytes()[:-10] + b"0123456789")
+    if unwritable == "cache":
+        # The first write refused: the tree's staging directory, or the download's file.
+        where = home if damaged == "tree" else cache / "files" / "sha256"
+        reason = "Read-only file system"
+    else:
+        home.chmod(0o555)
+        where, reason = home, "Permission denied"
     before = snapshot(cache)
 
     other = _venv_like(venv, tmp_path, "other")
     (tmp_path / "tmp").mkdir()
     asked = len(index.requests)
-    done = _install_read_only(cache, other, ca_file, index, tmp_path / "tmp",
-                              "-r", str(tmp_path / "requirements.txt"))
+    done = _install_in_process(prefix, cache, other, ca_file, index, tmp_path / "tmp",
+                               "-r", str(tmp_path / "requirements.txt"))
     assert done.returncode == 0, done.stderr
-    assert len(_cant_write_warnings(done.stderr)) == 1, done.stderr
+    assert _cant_write_warnings(done.stderr) == [_cant_write_warning(cache, where, reason)]
     downloads = [Path(r).name for r in index.requests[asked:] if r.endswith(".whl")]
     assert downloads == ([wheel.name] if damaged == "wheel" else [])
     assert snapshot(cache) == before, "the cache was changed"
     assert not list((tmp_path / "tmp").iterdir()), "temporary files were left"
     assert (other.purelib / MODULE).read_text(encoding="utf-8") == '__version__ = "1.0"\n'
     assert _imports(other) == "1.0"
+
+
+# --- a cache partly writable: a directory of it another user's (shared, or a `sudo` run's) --
+
+@pytest.mark.parametrize("tmp_on", ["the cache's filesystem", "another filesystem"])
+def test_new_file_whose_place_in_the_cache_cant_be_written_is_kept_for_this_run(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+    tmp_on: str,
+) -> None:
+    """A cache whose root is writable can hold a directory that isn't (another user's, or a
+    `sudo` run's): a file that goes there is downloaded into the layer for this run (moved
+    there, or copied when that is on another filesystem), the files the cache holds are
+    used, the install says so once, naming that directory, and leaves nothing behind."""
+    prefix = _denied_prefix(tmp_path)
+    cached, new = make_wheel("pwcached", "1.0"), make_wheel("pwnew", "2.0")
+    index.add(cached)
+    index.add(new)
+    assert _pinned_install(index, ca_file, venv, tmp_path, cached) == 0
+    cache = tmp_path / "cache"
+    denied = cache / "files" / "sha256" / sha256(new)[:2]  # where `new` goes
+    denied.mkdir(exist_ok=True)
+    denied.chmod(0o555)
+    before = snapshot(cache)
+    if tmp_on == "the cache's filesystem":
+        tmp = tmp_path / "tmp"
+        tmp.mkdir()
+    else:
+        shm = Path("/dev/shm")
+        if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+            pytest.skip("needs /dev/shm on another filesystem than the test's temporary "
+                        "directory")
+        tmp = Path(tempfile.mkdtemp(dir=shm))
+
+    try:
+        reqs = tmp_path / "both.txt"
+        reqs.write_text(f"{pin(cached)}\n{pin(new)}\n", encoding="utf-8")
+        other = _venv_like(venv, tmp_path, "other")
+        asked = len(index.requests)
+        done = _install_in_process(prefix, cache, other, ca_file, index, tmp, "-r", str(reqs))
+        assert done.returncode == 0, done.stderr
+        assert _cant_write_warnings(done.stderr) == [
+            _cant_write_warning(cache, denied, "Permission denied")]
+        downloads = [Path(r).name for r in index.requests[asked:] if r.endswith(".whl")]
+        assert downloads == [new.name]  # the cached one was used
+        assert snapshot(cache) == before, "the cache was changed"
+        assert not list(tmp.iterdir()), "temporary files were left"
+    finally:
+        if tmp_on != "the cache's filesystem":
+            shutil.rmtree(tmp)
+    check = "import pwcached, pwnew; print(pwcached.__version__, pwnew.__version__)"
+    assert run_in(other, check).stdout.split() == ["1.0", "2.0"]
+
+
+def test_damaged_tree_that_cant_all_be_removed_is_replaced_for_this_run(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+) -> None:
+    """A damaged tree with a directory in it that can't be written can't be replaced in the
+    cache: the install extracts the wheel for this run and says so; what is left of the
+    damaged tree stays where it was (no half-removed copy under another name), to be
+    checked, and found damaged, again next time."""
+    prefix = _denied_prefix(tmp_path)
+    wheel = _linked_wheel(make_wheel)
+    index.add(wheel)
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
+    cache, tree = tmp_path / "cache", _tree(tmp_path)
+    (tree / MODULE).chmod(0o644)
+    (tree / MODULE).write_text('__version__ = "evil"\n', encoding="utf-8")
+    (tree / "linked").chmod(0o555)
+
+    other = _venv_like(venv, tmp_path, "other")
+    (tmp_path / "tmp").mkdir()
+    done = _install_in_process(prefix, cache, other, ca_file, index, tmp_path / "tmp",
+                               "-r", str(tmp_path / "requirements.txt"))
+    assert done.returncode == 0, done.stderr
+    # Named by the tree: which of its directories stopped the removal isn't said by
+    # every Python's rmtree.
+    assert _cant_write_warnings(done.stderr) == [
+        _cant_write_warning(cache, tree, "Permission denied")]
+    assert not _leftovers(cache)
+    assert (tree / MODULE).read_text(encoding="utf-8") == '__version__ = "evil"\n'
+    assert not list((tmp_path / "tmp").iterdir()), "temporary files were left"
+    assert (other.purelib / MODULE).read_text(encoding="utf-8") == '__version__ = "1.0"\n'
+    assert _imports(other) == "1.0"
+
+
+def test_a_cache_write_failing_otherwise_is_an_error(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Only a write refused for want of permission goes to the layer for this run: another
+    failure (here a file where the cache needs a directory) stops the install, saying
+    where, and leaves no download in progress behind."""
+    wheel = make_wheel("pwnotdir", "1.0")
+    index.add(wheel)
+    cache = tmp_path / "cache"
+    in_the_way = cache / "files" / "sha256" / sha256(wheel)[:2]
+    in_the_way.parent.mkdir(parents=True)
+    in_the_way.write_text("not a directory\n", encoding="utf-8")
+
+    assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 1
+    err = capsys.readouterr().err
+    assert f"error: can't write to the cache at {cache}: [Errno 20] Not a directory: " \
+           f"'{in_the_way / sha256(wheel)}'" in err
+    assert not _cant_write_warnings(err)
+    assert not _leftovers(cache)
+    assert not (venv.purelib / "pwnotdir").exists()
