@@ -10,11 +10,12 @@ served from the cache makes none, and doesn't pay for loading the CA bundle or u
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from . import __version__
 from .errors import FetchError, TLSError
 
 if TYPE_CHECKING:
+    import socket
     import ssl
 
     import urllib3
@@ -82,6 +84,8 @@ class Client:
         self._timeout = timeout
         # Shared with the copies `with_retries` makes: `stop` stops them all.
         self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._reading: set[socket.socket] = set()  # bodies being read, for `stop` to cut
         self._connections = _Connections(ssl_context, proxy, pool_size)
 
     def with_retries(self, retries: int) -> Client:
@@ -92,9 +96,17 @@ class Client:
         return clone
 
     def stop(self) -> None:
-        """The run is ending (Ctrl-C): requests under way end at their next read (within
-        one --timeout), none is retried or started. For good: a client isn't restarted."""
-        self._stopped.set()
+        """The run is ending (Ctrl-C): none is retried or started, and the bodies being
+        read end at once, even where a read waits on a silent server (a request not yet
+        answered ends with its answer, within one --timeout). For good: a client isn't
+        restarted."""
+        import socket
+
+        with self._lock:
+            self._stopped.set()
+            for sock in self._reading:
+                with contextlib.suppress(OSError):  # e.g. the server hung up first
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._connections.close()
@@ -220,21 +232,25 @@ class Client:
                     self._check_size(url, int(length), max_bytes)
                 received = 0
                 since, window = time.monotonic(), 0
-                # read1: what has arrived (stream() waits for a whole CHUNK, so a slow
-                # body would never be looked at).
-                while chunk := resp.read1(CHUNK, decode_content=True):
-                    received += len(chunk)
-                    self._check_size(url, received, max_bytes)
-                    write(chunk)
+                with self._interruptible(url, resp):
+                    # read1: what has arrived (stream() waits for a whole CHUNK, so a slow
+                    # body would never be looked at).
+                    while chunk := resp.read1(CHUNK, decode_content=True):
+                        received += len(chunk)
+                        self._check_size(url, received, max_bytes)
+                        write(chunk)
+                        self._check_stopped(url)
+                        window += len(chunk)
+                        now = time.monotonic()
+                        if now - since >= self._timeout:
+                            if window < LOW_SPEED * (now - since):
+                                raise urllib3.exceptions.ProtocolError(
+                                    f"stalled: {window} bytes in {now - since:.0f} s, under "
+                                    f"{LOW_SPEED} bytes a second")
+                            since, window = now, 0
+                    # Without a Content-Length the end is the hang-up: a body cut by `stop`
+                    # would look whole.
                     self._check_stopped(url)
-                    window += len(chunk)
-                    now = time.monotonic()
-                    if now - since >= self._timeout:
-                        if window < LOW_SPEED * (now - since):
-                            raise urllib3.exceptions.ProtocolError(
-                                f"stalled: {window} bytes in {now - since:.0f} s, under "
-                                f"{LOW_SPEED} bytes a second")
-                        since, window = now, 0
                 return resp.status, url, dict(resp.headers)
             # SSLError here is a TLS record that didn't decrypt mid-body (the certificate
             # was verified when connecting): the transfer was damaged, like a cut one.
@@ -261,6 +277,8 @@ class Client:
 
     def _retry_or_raise(self, url: str, attempt: int, reason: str,
                         retry_after: str | None = None) -> int:
+        # After `stop`, a failure is the stop's (a read it cut) or beside the point.
+        self._check_stopped(url)
         if attempt >= self.retries:
             raise FetchError(f"giving up on {url} after {attempt + 1} attempts: {reason}")
         delay = self.backoff * (2 ** attempt)
@@ -272,6 +290,26 @@ class Client:
     def _check_stopped(self, url: str) -> None:
         if self._stopped.is_set():
             raise FetchError(f"stopped before {url} was complete")
+
+    @contextlib.contextmanager
+    def _interruptible(self, url: str, resp: urllib3.BaseHTTPResponse) -> Iterator[None]:
+        """While `resp`'s body is read, `stop` shuts its connection down: a read blocked
+        on a silent server returns at once, where it would wait a whole --timeout."""
+        import socket
+
+        # A duplicate of the connection's socket: the socket itself is out of reach once
+        # an answer ends the connection (HTTP/1.0, `Connection: close`), and it is an
+        # SSLSocket, whose shutdown() drops the TLS state, so that a read under way would
+        # return the encrypted bytes as body (CPython issue 124618).
+        with socket.socket(fileno=socket.dup(resp.fileno())) as sock:
+            with self._lock:
+                self._check_stopped(url)
+                self._reading.add(sock)
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self._reading.discard(sock)
 
 
 class _Connections:

@@ -213,25 +213,27 @@ def test_a_download_that_only_trickles_gives_up(
     _assert_refused(venv, before, secinstall.tmp / "cache")
 
 
-def test_ctrl_c_during_a_stalled_download_stops_it_without_retrying(
+def test_ctrl_c_during_a_stalled_download_stops_it_at_once_without_retrying(
     secinstall: Secinstall, venv: Venv, wheel: Path, tmp_path: Path
 ) -> None:
     """Ctrl-C used to be collected and raised only once every download had finished,
-    retries included (here: six stalled attempts). Now the downloads under way stop at
-    their next read and none is retried; the install ends 'interrupted', changing nothing."""
+    retries included (six stalled attempts), and then to wait for a read blocked on the
+    silent server until --timeout (here 120 s). Now the downloads under way stop at once
+    and none is retried; the install ends 'interrupted', changing nothing."""
     import secinstall as package
 
     path = f"/files/{wheel.name}"
-    secinstall.index.misbehave(path, faults.stall(), times=100)
+    secinstall.index.misbehave(path, faults.stall(300, keep=0.5), times=100)
     reqs = tmp_path / "reqs.txt"
     reqs.write_text(pin(wheel) + "\n", encoding="utf-8")
     before = snapshot(venv.path)
     code, err = interrupt_when_requested(
         [sys.executable, "-m", "secinstall", "install", "--python", str(venv.path), "-r",
          str(reqs), "--index-url", secinstall.index.url, "--cert", str(secinstall.ca_file),
-         "--cache-dir", str(tmp_path / "cache"), "--timeout", "2"],
+         "--cache-dir", str(tmp_path / "cache"), "--timeout", "120"],
         secinstall.index, path,
-        env={**os.environ, "PYTHONPATH": str(Path(package.__file__).parents[1])})
+        env={**os.environ, "PYTHONPATH": str(Path(package.__file__).parents[1])},
+        delay=1, within=20)
 
     assert code == 130, err
     assert "error: interrupted" in err and "Traceback" not in err

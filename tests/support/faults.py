@@ -52,13 +52,16 @@ def reset(keep: float = 0.5) -> Misbehaviour:
     return act
 
 
-def stall(seconds: float = 30.0, keep: float = 0.0, *, headers: bool = True) -> Misbehaviour:
-    """Send the headers (unless `headers` is false) and the first `keep` of the body, then
-    go silent for `seconds`, or until the index stops."""
+def stall(seconds: float = 30.0, keep: float = 0.0, *, headers: bool = True,
+          length: bool = True) -> Misbehaviour:
+    """Send the headers (unless `headers` is false; with `length` false, without the
+    Content-Length: the end would be the hang-up) and the first `keep` of the body, then go
+    silent for `seconds`, or until the index stops."""
 
     def act(exchange: Exchange) -> None:
         if headers:
-            exchange.send_head()
+            exchange.send_head(headers=None if length else {
+                k: v for k, v in exchange.headers.items() if k != "Content-Length"})
             exchange.write(_part(exchange, keep))
         exchange.closing.wait(seconds)
 

@@ -13,9 +13,11 @@ from tests.support.index import LocalIndex
 
 
 def interrupt_when_requested(command: Sequence[str], index: LocalIndex, path: str, *,
-                             env: Mapping[str, str] | None = None) -> tuple[int, str]:
-    """Run `command` in a session of its own; SIGINT its process group as soon as `index`
-    has been asked for `path`; (exit code, stderr)."""
+                             env: Mapping[str, str] | None = None, delay: float = 0.0,
+                             within: float = 60.0) -> tuple[int, str]:
+    """Run `command` in a session of its own; SIGINT its process group `delay` seconds
+    after `index` has been asked for `path` (time to read what the index sent); (exit code,
+    stderr). It must exit `within` seconds of the SIGINT."""
     proc = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=None if env is None else dict(env),
                             start_new_session=True)
@@ -24,8 +26,12 @@ def interrupt_when_requested(command: Sequence[str], index: LocalIndex, path: st
         while path not in index.requests:
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.05)
+        time.sleep(delay)
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=within)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running {within:.0f} s after SIGINT") from None
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

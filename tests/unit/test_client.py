@@ -205,6 +205,50 @@ def test_download_always_broken_gives_up(
     assert len(index.requests) == 3
 
 
+# -- stop (Ctrl-C) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("retries", [2, 0], ids=["retries-left", "last-try"])
+@pytest.mark.parametrize("length", [True, False], ids=["declared", "streamed"])
+def test_stop_cuts_a_read_stalled_mid_body(
+    ca_file: Path, index: LocalIndex, big_wheel: tuple[Path, str], length: bool, retries: int
+) -> None:
+    """A read blocked on a silent server used to end only at the read timeout (here 60 s):
+    `stop` now ends it at once, as the stop, not as a broken transfer to try again (or to
+    give up on, on the last try). Without a Content-Length, the body it cut is not taken
+    for a whole one."""
+    wheel, url = big_wheel
+    index.misbehave(wheel.name, faults.stall(300, keep=0.5, length=length))
+    sent = len(wheel.read_bytes()) // 2
+    received = 0
+    arrived = threading.Event()  # all that was sent: the next read waits on the server
+
+    def write(chunk: bytes) -> None:
+        nonlocal received
+        received += len(chunk)
+        if received >= sent:
+            arrived.set()
+
+    errors: list[FetchError] = []
+    with Client(ssl_context=create_context([ca_file]), retries=retries, backoff=0.001,
+                timeout=60) as client:
+
+        def download() -> None:
+            try:
+                client.download(url, write, lambda: None, max_bytes=1 << 24)
+            except FetchError as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=download)
+        thread.start()
+        assert arrived.wait(30)
+        client.stop()
+        thread.join(20)
+        assert not thread.is_alive(), "the read was not cut"
+    assert [e.message for e in errors] == [f"stopped before {url} was complete"]
+    assert index.requests == [f"/files/{wheel.name}"]
+
+
 # -- what the client refuses ----------------------------------------------------------------
 
 
