@@ -32,9 +32,15 @@ if TYPE_CHECKING:
 
 #: A fragment takes well under a second; a child that takes this long is stuck.
 TIMEOUT = 120.0
+#: How much lower the child's scheduling priority is: it has until the files are linked,
+#: while the install's own work is what the user waits for. On a machine with few cores
+#: (CI runners have two) the child's imports and bundled SBOMs otherwise take CPU time
+#: from the verifying threads and the bytecode workers.
+NICENESS = 5
 # -I: none of the user's environment variables or site settings; the parent's sys.path
 # (given as the argument) finds the same secinstall and cyclonedx.
-_CHILD = ("import json, sys\n"
+_CHILD = ("import json, os, sys\n"
+          f"hasattr(os, 'nice') and os.nice({NICENESS})\n"
           "sys.path[:] = json.loads(sys.argv[1])\n"
           "from secinstall.fragment import serve\n"
           "serve()\n")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import os
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import pytest
 from tests.support.sbom import INDEX, dist, outcome, schema_errors
 
 from secinstall import fragment
-from secinstall.fragment import FragmentBuilder
+from secinstall.fragment import NICENESS, FragmentBuilder
 from secinstall.pipeline import Outcome
 from secinstall.sbom import fragment_json
 from secinstall.target import Target
@@ -101,3 +103,22 @@ def test_a_process_gone_mid_message_leaves_no_pipe_open(
         del builder
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no process priorities here")
+def test_the_process_runs_at_a_lower_priority_than_the_install() -> None:
+    # On a two-core CI runner its work otherwise slows the verifying threads down.
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    builder = FragmentBuilder()
+    try:
+        proc = builder._proc
+        assert proc is not None
+        niceness = ours
+        deadline = time.monotonic() + 30
+        # The child lowers its priority first thing; until then it has ours.
+        while niceness == ours and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+            niceness = os.getpriority(os.PRIO_PROCESS, proc.pid)
+        assert niceness == min(19, ours + NICENESS)
+    finally:
+        builder.close()
