@@ -18,7 +18,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__
 from .errors import FetchError, TLSError
@@ -39,6 +39,9 @@ CHUNK = 256 * 1024
 #: retried like a broken one (curl's --speed-limit / --speed-time): the read timeout alone
 #: lets a server that sends a byte now and then hold an install up for ever.
 LOW_SPEED = 1024
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -310,6 +313,32 @@ class Client:
             finally:
                 with self._lock:
                     self._reading.discard(sock)
+
+
+def parallel_map(client: Client | None, fn: Callable[[T], R], items: Sequence[T], *,
+                 workers: int) -> list[R]:
+    """`fn` on each of `items`, on up to `workers` threads making requests with `client`:
+    the results in order, or the first failure (in order) once every call has ended.
+
+    Ctrl-C stops `client` and drops the calls not started: without that, the run would
+    end only after every request, retries and back-offs included (minutes with a stalled
+    server)."""
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(items))))
+    try:
+        futures = [pool.submit(fn, item) for item in items]
+        wait(futures)  # every call first: a Ctrl-C meanwhile wins over an earlier failure
+        return [f.result() for f in futures]
+    except KeyboardInterrupt:
+        if client is not None:
+            client.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        # Ctrl-C too: the calls under way (ending soon) must not outlast the caller, who
+        # may be about to close what they write to (e.g. the cache).
+        pool.shutdown()
 
 
 class _Connections:

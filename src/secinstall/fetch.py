@@ -8,12 +8,11 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from .cache import Cache
-from .client import Client
+from .client import Client, parallel_map
 from .errors import FetchError
 from .models import AttestationPolicy, FetchedFile, PlannedDist
 from .progress import NoProgress, Progress
@@ -197,22 +196,6 @@ def fetch_each(client: Client, cache: Cache, dists: Sequence[PlannedDist],
             return then(fetched)
 
     try:
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(dists)))) as pool:
-            futures = [pool.submit(one, d) for d in dists]
-            results = []
-            errors: list[BaseException] = []
-            for fut in futures:
-                try:
-                    results.append(fut.result())
-                except BaseException as exc:  # collected, raised after the rest finish
-                    errors.append(exc)
-                    if isinstance(exc, KeyboardInterrupt):
-                        # Ctrl-C: the rest stop soon (not after every download), and
-                        # what was downloaded stays in the cache.
-                        client.stop()
-                        pool.shutdown(wait=False, cancel_futures=True)
-            if errors:
-                raise errors[0]
-            return results
+        return parallel_map(client, one, dists, workers=jobs)
     finally:
         progress.stop()

@@ -11,13 +11,12 @@ import json
 import os
 import urllib.parse
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from .client import Client
+from .client import Client, parallel_map
 from .errors import FetchError
 from .models import IndexFile
 
@@ -187,5 +186,5 @@ class Finder:
     def files_many(self, names: Sequence[str], workers: int = 8) -> dict[str, list[IndexFile]]:
         """`files` for several projects, asked in parallel."""
         self._find_links_files()
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
-            return dict(zip(names, pool.map(self.files, names), strict=True))
+        found = parallel_map(self.client, self.files, names, workers=workers)
+        return dict(zip(names, found, strict=True))

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from .client import Client
+from .client import Client, parallel_map
 from .errors import FetchError, PolicyError
 from .index import fetch_project
 from .licenses import license_expression, license_problems
@@ -178,8 +177,7 @@ def _check_indexes(dists: Sequence[PlannedDist], policy: UsagePolicy, client: Cl
         except FetchError as exc:
             return exc
 
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(pairs)))) as pool:
-        listed = dict(zip(pairs, pool.map(listing, pairs), strict=True))
+    listed = dict(zip(pairs, parallel_map(client, listing, pairs, workers=jobs), strict=True))
     found = []
     for d in todo:
         failed = [f"{u}: {r.message}" for (n, u), r in listed.items()

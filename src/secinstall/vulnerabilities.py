@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .client import Client
+from .client import Client, parallel_map
 from .errors import ConfigError, FetchError
 from .models import IndexFile, InstalledDist
 
@@ -248,10 +247,7 @@ def look_up(queries: Sequence[Query], *, client: Client | None, db: OsvDatabase 
                 problems.append(f"{url}: {exc.message}")
         return query, merge(found), problems
 
-    if not queries:
-        return []
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(queries)))) as pool:
-        return list(pool.map(one, queries))
+    return parallel_map(client, one, queries, workers=jobs)
 
 
 def audit(installed: Mapping[NormalizedName, InstalledDist], *, client: Client | None,

@@ -3,7 +3,9 @@ used unless the whole of it, as finally downloaded, matched its hash."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import json
 import os
 import sys
 import time
@@ -16,8 +18,8 @@ from secinstall import fetch as fetch_module
 from tests.conftest import Venv, run_in
 from tests.support import faults
 from tests.support.cache import cached_files
-from tests.support.cli import Secinstall, dist_infos, pin, sha256
-from tests.support.index import JSON_TYPE, LocalIndex, Misbehaviour
+from tests.support.cli import Secinstall, dist_infos, sha256
+from tests.support.index import JSON_TYPE, Exchange, LocalIndex, Misbehaviour
 from tests.support.interrupt import interrupt_when_requested
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
@@ -213,6 +215,23 @@ def test_a_download_that_only_trickles_gives_up(
     _assert_refused(venv, before, secinstall.tmp / "cache")
 
 
+def _install_interrupted(secinstall: Secinstall, venv: Venv, wheel: Path, cache: Path,
+                         path: str, *args: str, times: int = 1) -> tuple[int, str]:
+    """`python -m secinstall install` of the pinned `wheel` (--timeout 120) in a process of
+    its own, Ctrl-C'd a second after the index was asked for `path` `times` times, and
+    bound to end within 20 s of it; (exit code, stderr)."""
+    import secinstall as package
+
+    return interrupt_when_requested(
+        [sys.executable, "-m", "secinstall", "install", "--python", str(venv.path),
+         *map(str, secinstall.pinned(wheel)), "--index-url", secinstall.index.url,
+         "--cert", str(secinstall.ca_file), "--cache-dir", str(cache), "--timeout", "120",
+         *args],
+        secinstall.index, path,
+        env={**os.environ, "PYTHONPATH": str(Path(package.__file__).parents[1])},
+        delay=1, within=20, times=times)
+
+
 def test_ctrl_c_during_a_stalled_download_stops_it_at_once_without_retrying(
     secinstall: Secinstall, venv: Venv, wheel: Path, tmp_path: Path
 ) -> None:
@@ -220,24 +239,58 @@ def test_ctrl_c_during_a_stalled_download_stops_it_at_once_without_retrying(
     retries included (six stalled attempts), and then to wait for a read blocked on the
     silent server until --timeout (here 120 s). Now the downloads under way stop at once
     and none is retried; the install ends 'interrupted', changing nothing."""
-    import secinstall as package
-
     path = f"/files/{wheel.name}"
     secinstall.index.misbehave(path, faults.stall(300, keep=0.5), times=100)
-    reqs = tmp_path / "reqs.txt"
-    reqs.write_text(pin(wheel) + "\n", encoding="utf-8")
     before = snapshot(venv.path)
-    code, err = interrupt_when_requested(
-        [sys.executable, "-m", "secinstall", "install", "--python", str(venv.path), "-r",
-         str(reqs), "--index-url", secinstall.index.url, "--cert", str(secinstall.ca_file),
-         "--cache-dir", str(tmp_path / "cache"), "--timeout", "120"],
-        secinstall.index, path,
-        env={**os.environ, "PYTHONPATH": str(Path(package.__file__).parents[1])},
-        delay=1, within=20)
+
+    code, err = _install_interrupted(secinstall, venv, wheel, tmp_path / "cache", path)
 
     assert code == 130, err
     assert "error: interrupted" in err and "Traceback" not in err
     assert _requests_for(secinstall.index, path) == 1
+    _assert_refused(venv, before, tmp_path / "cache")
+
+
+def _json_api_stalled(exchange: Exchange) -> None:
+    """A JSON API answer that stalls halfway (the local index has no JSON API: its 404 has
+    no body worth reading)."""
+    body = json.dumps({"info": {"name": "lib", "version": "1.0"},
+                       "vulnerabilities": []}).encode()
+    faults.stall(300, keep=0.5)(dataclasses.replace(
+        exchange, status=200, body=body,
+        headers={"Content-Type": "application/json", "Content-Length": str(len(body))}))
+
+
+@pytest.mark.parametrize(("path", "asked", "policy", "stall"), [
+    pytest.param(PROJECT_PAGE, 1, [], faults.stall(300, keep=0.5), id="index-page"),
+    pytest.param(PROJECT_PAGE, 2, ["indexes.lib={url}"], faults.stall(300, keep=0.5),
+                 id="policy-index-pinning"),
+    pytest.param("/pypi/lib/1.0/json", 1,
+                 ["vulnerabilities=refuse", "vulnerability-indexes=['{url}']"],
+                 _json_api_stalled, id="policy-vulnerabilities"),
+])
+def test_ctrl_c_during_a_stalled_look_up_stops_it_at_once_without_retrying(
+    secinstall: Secinstall, venv: Venv, wheel: Path, tmp_path: Path, path: str, asked: int,
+    policy: list[str], stall: Misbehaviour
+) -> None:
+    """The look-ups made in parallel before any download (the project pages of a pinned
+    install; the usage policy's: the index a project must come from, its known
+    vulnerabilities) used to wait, on Ctrl-C, for every request to end: here a read
+    blocked on the silent server until --timeout (120 s), then its retries. Now they stop
+    at once as downloads do: none is retried, nothing is downloaded or changed."""
+    for _ in range(asked - 1):  # the page resolving the pin: the policy's is the next one
+        secinstall.index.misbehave(path, faults.as_usual())
+    secinstall.index.misbehave(path, stall, times=100)
+    before = snapshot(venv.path)
+    settings = [f"--policy-set={s.format(url=secinstall.index.url)}" for s in policy]
+
+    code, err = _install_interrupted(secinstall, venv, wheel, tmp_path / "cache", path,
+                                     *settings, times=asked)
+
+    assert code == 130, err
+    assert "error: interrupted" in err and "Traceback" not in err
+    assert _requests_for(secinstall.index, path) == asked
+    assert f"/files/{wheel.name}" not in secinstall.index.requests
     _assert_refused(venv, before, tmp_path / "cache")
 
 

@@ -120,6 +120,17 @@ def drip(seconds: float, pieces: int = 10) -> Misbehaviour:
     return act
 
 
+def as_usual() -> Misbehaviour:
+    """The answer the index would give anyway: the faults for a path apply in turn, so
+    this lets a first request through before a fault meant for a later one."""
+
+    def act(exchange: Exchange) -> None:
+        exchange.send_head()
+        exchange.write(exchange.body)
+
+    return act
+
+
 def trickle(piece: int = 100, every: float = 0.2) -> Misbehaviour:
     """The right answer at a useless rate (500 bytes a second by default): `piece` bytes
     every `every` seconds, each well within any read timeout, until the client hangs up

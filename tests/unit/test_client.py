@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import signal
 import socket
 import threading
 import time
@@ -20,7 +21,7 @@ from tests.support import faults
 from tests.support.index import JSON_TYPE, LocalIndex, Misbehaviour
 from tests.support.wheels import WheelMaker
 
-from secinstall.client import Client
+from secinstall.client import Client, parallel_map
 from secinstall.errors import FetchError, TLSError
 from secinstall.tls import create_context
 
@@ -247,6 +248,58 @@ def test_stop_cuts_a_read_stalled_mid_body(
         assert not thread.is_alive(), "the read was not cut"
     assert [e.message for e in errors] == [f"stopped before {url} was complete"]
     assert index.requests == [f"/files/{wheel.name}"]
+
+
+def test_parallel_map_gives_the_results_in_order_or_the_first_failure_once_all_ended(
+    client: Client
+) -> None:
+    ended: list[int] = []
+
+    def slow(i: int) -> int:
+        time.sleep(0.05 * (3 - i))  # the later an item, the sooner it ends
+        ended.append(i)
+        if i in (1, 2):
+            raise ValueError(i)
+        return i
+
+    assert parallel_map(client, slow, [3, 0], workers=2) == [3, 0]
+    ended.clear()
+    with pytest.raises(ValueError) as failed:
+        parallel_map(client, slow, [0, 1, 2, 3], workers=4)
+    assert failed.value.args == (1,)  # the first in order, though 2 failed sooner
+    assert sorted(ended) == [0, 1, 2, 3]
+
+
+def test_ctrl_c_in_parallel_map_stops_the_client_and_drops_the_calls_not_started(
+    client: Client, index: LocalIndex, make_wheel: WheelMaker
+) -> None:
+    """Ctrl-C used to wait for every call (each request until its --timeout, here 10 s,
+    and its retries); now the stalled one is cut, the next never starts, and Ctrl-C is
+    what is raised, even after another call failed."""
+    index.add(make_wheel("lib", "1.0"))
+    index.misbehave("/simple/lib/", faults.stall(300, keep=0.5))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    main = threading.main_thread().ident
+    assert main == threading.get_ident()
+
+    def ctrl_c() -> None:
+        while "/simple/lib/" not in index.requests:
+            time.sleep(0.01)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    def look_up(name: str) -> int:
+        if name == "broken":
+            raise ValueError(name)
+        return client.get(f"{index.url}{name}/").status
+
+    threading.Thread(target=ctrl_c, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        parallel_map(client, look_up, ["broken", "lib", "other"], workers=1)
+    assert time.monotonic() - started < 5
+    assert index.requests == ["/simple/lib/"]
+    with pytest.raises(FetchError, match="stopped before"):
+        client.get(f"{index.url}other/")
 
 
 # -- what the client refuses ----------------------------------------------------------------
