@@ -22,7 +22,7 @@ from .client import redact_url
 from .component import Bundled, add_bundled, add_props, add_refs, bundled, component
 from .errors import ConfigError, InstallError
 from .install import find_installed, same_version
-from .models import VerifiedDist
+from .models import IndexFile, InstalledDist, VerifiedDist
 from .target import Target
 from .transaction import Transaction
 
@@ -244,9 +244,8 @@ def environment_sbom(target: Target, *, fmt: str = "cyclonedx-json") -> str:
     for name, have in sorted(find_installed(target).items()):
         meta, unreadable = _read_metadata(have.dist_info)
         requires[name] = meta.get("requires_dist", ())
-        rec = recorded.get(name)
-        if (rec is not None and have.installer == "secinstall"
-                and same_version(str(rec.component.version), have.version)):
+        rec = _current(recorded, have)
+        if rec is not None:
             comp = rec.component
             add_props(comp, [("secinstall:verified", "true"),
                               ("secinstall:fragment", rec.fragment)])
@@ -273,6 +272,44 @@ def environment_sbom(target: Target, *, fmt: str = "cyclonedx-json") -> str:
         edges.setdefault(name, set()).update(targets)
     _register(bom, components, edges)
     return _dumps(bom)
+
+
+def _current(recorded: Mapping[NormalizedName, _Recorded],
+             have: InstalledDist) -> _Recorded | None:
+    """The fragments' record of `have` if it is what is installed now: installed by
+    secinstall, in that version (not replaced by another tool since)."""
+    rec = recorded.get(have.name)
+    if (rec is not None and have.installer == "secinstall"
+            and same_version(str(rec.component.version), have.version)):
+        return rec
+    return None
+
+
+def recorded_files(target: Target, installed: Mapping[NormalizedName, InstalledDist],
+                   ) -> tuple[dict[NormalizedName, IndexFile], list[str]]:
+    """The file each of `installed` that secinstall installed came from, as its fragment
+    records it (the `distribution` reference and the `secinstall:index` that listed it;
+    for `secinstall audit`), and the fragments that could not be read (all of them
+    without cyclonedx-python-lib)."""
+    folder = target.state_dir / SBOM_DIR
+    try:
+        from cyclonedx.model import ExternalReferenceType
+    except ImportError:
+        return {}, [f"{folder}: cyclonedx-python-lib is not installed"]
+
+    recorded, problems = _read_fragments(folder)
+    found = {}
+    for name, have in installed.items():
+        rec = _current(recorded, have)
+        if rec is None:
+            continue
+        comp = rec.component
+        url = next((str(r.url) for r in comp.external_references
+                    if r.type == ExternalReferenceType.DISTRIBUTION), "")
+        index = next((p.value for p in comp.properties if p.name == "secinstall:index"), "")
+        found[name] = IndexFile(filename=url.rpartition("/")[2], url=url, hashes={},
+                                origin=index or "")
+    return found, problems
 
 
 def _read_fragments(folder: Path) -> tuple[dict[NormalizedName, _Recorded], list[str]]:

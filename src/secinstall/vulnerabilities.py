@@ -4,6 +4,7 @@ an index's JSON API (PyPI's `/pypi/<name>/<version>/json`), merged by id and ali
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,7 +15,7 @@ from typing import Any
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .client import Client, parallel_map
+from .client import Client, parallel_map, redact_url
 from .errors import ConfigError, FetchError
 from .models import IndexFile, InstalledDist
 
@@ -250,26 +251,106 @@ def look_up(queries: Sequence[Query], *, client: Client | None, db: OsvDatabase 
     return parallel_map(client, one, queries, workers=jobs)
 
 
+def _key(index_url: str) -> str:
+    """An index URL as an SBOM fragment records it (credentials redacted), to compare."""
+    return redact_url(index_url).rstrip("/") + "/"
+
+
+def audited_index(recorded: IndexFile | None,
+                  api_indexes: Sequence[str]) -> tuple[str | None, str]:
+    """The one of `api_indexes` whose JSON API `audit` asks about an installed
+    distribution (None: none), and why, in words. `recorded` is the file secinstall
+    installed it from, as its SBOM fragment records it (None when another tool installed
+    it, or changed it since). The rule is the install path's (`index_of`):
+
+    - installed by secinstall: the index that listed the file, else the PyPI instance
+      whose file host served it (files.pythonhosted.org: PyPI; test-files.pythonhosted.org:
+      TestPyPI). Asked only if that index is in `api_indexes`; if not (a private index, a
+      find-links directory, a lock file pointing elsewhere) no JSON API is asked;
+    - installed by another tool (pip, uv, ...), so where it came from is unknown: the
+      first of `api_indexes` (PyPI by default), as pip-audit asks PyPI.
+
+    Never more than one index: each is a namespace of its own (anyone can register a name
+    on TestPyPI), so another index's advisories for the same name are about another
+    project, and asking it would tell it what is installed for nothing.
+    """
+    if recorded is None:
+        if not api_indexes:
+            return None, "not installed by secinstall"
+        return api_indexes[0], ("not installed by secinstall, so where it came from is "
+                                "unknown (taken to be the first of vulnerability-indexes, "
+                                "as pip-audit takes PyPI)")
+    configured = {_key(u): u for u in api_indexes}
+    listed = dataclasses.replace(recorded, origin=_key(recorded.origin)) \
+        if recorded.origin else recorded
+    home = index_of(listed, list(configured))
+    # The index that listed the file, else (a lock file, "pip report") the file itself.
+    came = recorded.origin if "://" in recorded.origin else recorded.url
+    where = f"installed by secinstall from {redact_url(came)}"
+    if home is not None and _key(home) in configured:
+        return configured[_key(home)], where
+    return None, f"{where}, which is not in vulnerability-indexes"
+
+
+@dataclass(frozen=True)
+class Audited:
+    """How `audit` checked one installed distribution."""
+
+    name: NormalizedName
+    version: str
+    #: The JSON API asked, if any.
+    api_url: str | None
+    #: Which sources were asked, and why those.
+    why: str
+    #: False when no source could be asked: no JSON API, and no osv-dir.
+    checked: bool
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """What `audit` found, and how it checked each distribution."""
+
+    findings: list[Finding]
+    audited: list[Audited]
+
+    @property
+    def unchecked(self) -> list[Audited]:
+        return [a for a in self.audited if not a.checked]
+
+
 def audit(installed: Mapping[NormalizedName, InstalledDist], *, client: Client | None,
-          osv_dir: Path | None, api_indexes: Sequence[str], ignore: Iterable[str] = (),
-          jobs: int = 8) -> list[Finding]:
+          osv_dir: Path | None, api_indexes: Sequence[str],
+          recorded: Mapping[NormalizedName, IndexFile] | None = None,
+          ignore: Iterable[str] = (), jobs: int = 8) -> AuditResult:
     """Known vulnerabilities of the installed distributions (`find_installed(target)`),
-    from `osv_dir` and the JSON API of each of `api_indexes`. Raises `FetchError` when a
-    source could not be asked, and `ConfigError` when there is no source at all."""
+    from `osv_dir` and from the JSON API of the one index of `api_indexes` that
+    `audited_index` chooses for each; `recorded`: the file each distribution installed by
+    secinstall came from (`sbom.recorded_files`). A distribution no source can check is
+    in `AuditResult.unchecked`, not taken for one without known vulnerabilities. Raises
+    `FetchError` when a source could not be asked, and `ConfigError` when there is no
+    source at all."""
     if osv_dir is None and not api_indexes:
         raise ConfigError("no vulnerability data to audit against: set osv-dir in the policy "
                           "(a directory of OSV records), or use an index with a JSON API "
                           f"(vulnerability-indexes, default {', '.join(PYPI_INDEXES)})")
     db = OsvDatabase(osv_dir) if osv_dir is not None else None
-    queries = []
+    audited = []
     for name, dist in sorted(installed.items()):
-        urls = (json_api_url(i, name, dist.version) for i in api_indexes)
-        queries.append(Query(name, dist.version, tuple(u for u in urls if u)))
+        index, why = audited_index((recorded or {}).get(name), api_indexes)
+        url = json_api_url(index, name, dist.version) if index is not None else None
+        if url is not None:
+            why += f"; asked {redact_url(url)}"
+        elif index is not None:
+            why += f"; {redact_url(index)} has no JSON API (it is not a .../simple/ URL)"
+        if db is not None:
+            why += f"; looked up in {osv_dir}"
+        audited.append(Audited(name, dist.version, url, why, url is not None or db is not None))
+    queries = [Query(a.name, a.version, (a.api_url,) if a.api_url else ()) for a in audited]
     results = look_up(queries, client=client, db=db, jobs=jobs)
     problems = [p for _, _, ps in results for p in ps]
     if problems:
         raise FetchError(f"could not check {len(problems)} source(s) for known vulnerabilities, "
                          "so the audit is incomplete", details=problems)
     skip = list(ignore)
-    return [Finding(q.name, q.version, a) for q, advisories, _ in results
-            for a in advisories if not ignored(a, skip)]
+    return AuditResult([Finding(q.name, q.version, a) for q, advisories, _ in results
+                        for a in advisories if not ignored(a, skip)], audited)

@@ -436,12 +436,12 @@ def test_audit_finds_a_vulnerable_installed_version(
     osv_record(tmp_path / "osv", "GHSA-dddd-eeee-ffff", name="other", fixed="2.0")
     installed = find_installed(resolve_target(str(venv.python)))
 
-    findings = audit(installed, client=None, osv_dir=tmp_path / "osv", api_indexes=())
+    findings = audit(installed, client=None, osv_dir=tmp_path / "osv", api_indexes=()).findings
 
     assert [(f.name, f.version, f.advisory.id, f.advisory.fixed_in) for f in findings] == [
         ("lib", "1.0", "GHSA-aaaa-bbbb-cccc", ("1.1",))]
     assert audit(installed, client=None, osv_dir=tmp_path / "osv", api_indexes=(),
-                 ignore=["CVE-2099-0001"]) == []
+                 ignore=["CVE-2099-0001"]).findings == []
 
 
 @pytest.mark.network
@@ -454,7 +454,7 @@ def test_pypi_json_api_knows_old_urllib3_vulnerabilities() -> None:
         if client.get(url).status == 404:
             pytest.skip("this network's PyPI serves no per-version JSON API")
         findings = audit(installed, client=client, osv_dir=None,
-                         api_indexes=["https://pypi.org/simple/"])
+                         api_indexes=["https://pypi.org/simple/"]).findings
     ids = {n for f in findings for n in (f.advisory.id, *f.advisory.aliases)}
     assert "CVE-2021-33503" in ids  # fixed in 1.26.5
 
@@ -516,7 +516,7 @@ class TestCommandLine:
     @pytest.fixture(autouse=True)
     def _setup(self, index: LocalIndex, ca_file: Path, tmp_path: Path, venv: Venv,
                capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-        self.index, self.venv, self.capsys = index, venv, capsys
+        self.index, self.venv, self.capsys, self.ca_file = index, venv, capsys, ca_file
         self.local = ["--index-url", index.url, "--cert", str(ca_file),
                       "--cache-dir", str(tmp_path / "cache"), "--python", str(venv.path)]
         self.project = tmp_path / "project"
@@ -627,3 +627,74 @@ class TestCommandLine:
 
         assert code == 1
         assert "lib 1.0" in out and "GHSA-aaaa-bbbb-cccc" in out and "1.1" in out
+
+    def serve_advisory(self, index: LocalIndex, name: str, version: str, ident: str) -> None:
+        """Let `index`'s JSON API give `ident` as the one vulnerability of `name` `version`."""
+        answer = {"info": {"name": name, "version": version}, "vulnerabilities": [
+            {"id": ident, "aliases": [], "fixed_in": ["99.0"], "details": "Bad things.",
+             "link": f"https://osv.dev/vulnerability/{ident}", "withdrawn": None}]}
+        index.misbehave(f"/pypi/{name}/{version}/json",
+                        faults.body(json.dumps(answer).encode(), "application/json"))
+
+    def test_audit_asks_only_the_index_each_distribution_came_from(
+        self, make_wheel: WheelMaker, public: LocalIndex
+    ) -> None:
+        """Every index in vulnerability-indexes used to be asked about every distribution:
+        an unreachable one (TestPyPI, from many networks) failed every audit, and another
+        index's advisories for the same name (another namespace) were reported. Now what
+        secinstall installed is looked up on the index it came from, and what another tool
+        installed on the first of vulnerability-indexes."""
+        self.index.add(make_wheel("lib", "1.0"), upload_time=ago(OLD))
+        assert self.install("lib")[0] == 0
+        dist_info = self.venv.purelib / "other-2.0.dist-info"  # as pip would leave it
+        dist_info.mkdir()
+        (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: other\n"
+                                            "Version: 2.0\n", encoding="utf-8")
+        (dist_info / "INSTALLER").write_text("pip\n", encoding="utf-8")
+        self.serve_advisory(self.index, "lib", "1.0", "PYSEC-2099-1")
+        self.serve_advisory(public, "lib", "1.0", "PYSEC-2099-2")  # another project "lib"
+        self.serve_advisory(public, "other", "2.0", "PYSEC-2099-3")
+        unreachable = "https://127.0.0.1:9/simple/"
+        indexes = f"vulnerability-indexes=['{public.url}', '{self.index.url}', '{unreachable}']"
+
+        code, out, err = self.run("audit", "-v", "--python", self.venv.path,
+                                  "--cert", self.ca_file, "--policy-set", indexes)
+
+        assert code == 1, err
+        assert "lib 1.0: PYSEC-2099-1, fixed in 99.0" in out
+        assert "other 2.0: PYSEC-2099-3, fixed in 99.0" in out
+        assert "PYSEC-2099-2" not in out
+        assert out.endswith("2 known vulnerabilities found\n")
+        assert [p for p in self.index.requests if p.startswith("/pypi/")] == ["/pypi/lib/1.0/json"]
+        assert [p for p in public.requests if p.startswith("/pypi/")] == ["/pypi/other/2.0/json"]
+        assert f"lib 1.0: installed by secinstall from {self.index.url}; asked " \
+            f"{self.index.base_url}/pypi/lib/1.0/json" in out
+        assert "other 2.0: not installed by secinstall, so where it came from is unknown " \
+            "(taken to be the first of vulnerability-indexes, as pip-audit takes PyPI); " \
+            f"asked {public.base_url}/pypi/other/2.0/json" in out
+
+    def test_audit_says_what_it_could_not_check(
+        self, make_wheel: WheelMaker, public: LocalIndex
+    ) -> None:
+        """A distribution from an index that is not in vulnerability-indexes (a private index
+        without a JSON API, say) is asked nowhere: not another index, which would answer for
+        another project of that name, and not counted as having no known vulnerability."""
+        self.index.add(make_wheel("lib", "1.0"), upload_time=ago(OLD))
+        assert self.install("lib")[0] == 0
+        self.serve_advisory(public, "lib", "1.0", "PYSEC-2099-2")
+
+        code, out, err = self.run("audit", "--python", self.venv.path, "--cert", self.ca_file,
+                                  "--policy-set", f"vulnerability-indexes=['{public.url}']")
+
+        assert code == 0, err
+        assert out == "0 known vulnerabilities found (1 of 1 distributions not checked)\n"
+        assert "warning: not checked for known vulnerabilities (no JSON API to ask, and no " \
+            f"osv-dir): lib 1.0, installed by secinstall from {self.index.url}, which is not " \
+            "in vulnerability-indexes; add such an index" in err
+        assert not [p for p in public.requests if p.startswith("/pypi/")]
+        osv_record(self.project / "osv", "GHSA-aaaa-bbbb-cccc")
+        code, out, err = self.run("audit", "--python", self.venv.path, "--cert", self.ca_file,
+                                  "--policy-set", f"vulnerability-indexes=['{public.url}']",
+                                  "--policy-set", f"osv-dir={self.project / 'osv'}")
+        assert code == 1, err
+        assert "lib 1.0: GHSA-aaaa-bbbb-cccc" in out and "not checked" not in out + err

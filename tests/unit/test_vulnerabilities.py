@@ -12,8 +12,10 @@ from tests.support.osv import RANGE, osv
 from secinstall.errors import ConfigError
 from secinstall.models import IndexFile
 from secinstall.vulnerabilities import (
+    PYPI_INDEXES,
     Advisory,
     OsvDatabase,
+    audited_index,
     ignored,
     index_of,
     json_api_url,
@@ -89,3 +91,24 @@ def test_json_api_location() -> None:
                        {}, origin=INDEX)
     assert index_of(listed, [INDEX]) == INDEX
     assert index_of(listed, []) is None
+
+
+def test_audit_asks_the_one_index_a_distribution_came_from() -> None:
+    """`audit`'s rule is the install path's: the recorded index, else the PyPI instance of
+    the file host; only if it is a vulnerability index; the first one when nothing is
+    recorded (another tool installed it)."""
+    private = "https://user:token@private.example/simple"
+    test_pypi = IndexFile("x-1-py3-none-any.whl", "https://test-files.pythonhosted.org/"
+                          "packages/x-1-py3-none-any.whl", {}, origin="/work/pylock.toml")
+    assert audited_index(test_pypi, PYPI_INDEXES)[0] == "https://test.pypi.org/simple/"
+    assert audited_index(test_pypi, PYPI_INDEXES[:1]) == (
+        None, "installed by secinstall from https://test-files.pythonhosted.org/packages/"
+              "x-1-py3-none-any.whl, which is not in vulnerability-indexes")
+    # The fragment records the index without its credentials; it is asked with them.
+    listed = IndexFile("lib-1.0-py3-none-any.whl", "https://private.example/files/lib.whl",
+                       {}, origin="https://****@private.example/simple/")
+    assert audited_index(listed, [*PYPI_INDEXES, private]) == (
+        private, "installed by secinstall from https://****@private.example/simple/")
+    assert audited_index(listed, PYPI_INDEXES)[0] is None
+    assert audited_index(None, [INDEX, *PYPI_INDEXES])[0] == INDEX
+    assert audited_index(None, []) == (None, "not installed by secinstall")

@@ -34,8 +34,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     add_policy_options(p)
     p.set_defaults(func=_cmd_policy)
 
-    p = sub.add_parser("audit", parents=[common],
-                       help="report known vulnerabilities of an installed environment")
+    p = sub.add_parser(
+        "audit", parents=[common],
+        help="report known vulnerabilities of an installed environment",
+        description="Report the known vulnerabilities of every installed distribution, from "
+                    "the policy's osv-dir and from the JSON API of one index each: the one it "
+                    "was installed from, as secinstall's SBOM fragments record it, if that is "
+                    "in vulnerability-indexes (none otherwise); for what another tool "
+                    "installed, the first of vulnerability-indexes. -v shows what was asked "
+                    "for each.")
     add_target_options(p)
     add_policy_options(p)
     p.add_argument("--cert", action="append", default=[], metavar="PATH",
@@ -87,17 +94,35 @@ def _cmd_audit(args: argparse.Namespace, out: Output) -> int:
     from .. import tls
     from ..client import Client
     from ..install import find_installed
+    from ..sbom import recorded_files
     from ..target import resolve_target
     from ..vulnerabilities import audit
 
     policy = usage_policy(args)
     target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
+    installed = find_installed(target)
+    recorded, unread = recorded_files(target, installed)
+    for problem in unread:
+        out.debug("SBOM fragment(s) not read, so what they record counts as installed by "
+                  f"another tool: {problem}")
     with Client(ssl_context=tls.create_context(args.cert)) as client:
-        findings = audit(find_installed(target), client=client, osv_dir=policy.osv_dir,
-                         api_indexes=policy.vulnerability_indexes,
-                         ignore=policy.vulnerabilities_ignore)
+        result = audit(installed, client=client, osv_dir=policy.osv_dir,
+                       api_indexes=policy.vulnerability_indexes, recorded=recorded,
+                       ignore=policy.vulnerabilities_ignore)
+    for a in result.audited:
+        out.debug(f"{a.name} {a.version}: {a.why}")
+    findings, unchecked = result.findings, result.unchecked
     for f in findings:
         out.info(f"{f.name} {f.version}: {f.advisory.describe()}"
                  + (f" {f.advisory.link}" if f.advisory.link else ""))
-    out.info(f"{len(findings)} known vulnerabilit{'y' if len(findings) == 1 else 'ies'} found")
+    if unchecked:
+        out.warn("not checked for known vulnerabilities (no JSON API to ask, and no "
+                 "osv-dir): " + "; ".join(f"{a.name} {a.version}, {a.why}" for a in unchecked)
+                 + "; add such an index to vulnerability-indexes (from "
+                 f"{policy.origin('vulnerability-indexes')}) if it serves a JSON API "
+                 "(/pypi/<name>/<version>/json), or set osv-dir (a directory of OSV records)")
+    summary = f"{len(findings)} known vulnerabilit{'y' if len(findings) == 1 else 'ies'} found"
+    if unchecked:
+        summary += f" ({len(unchecked)} of {len(result.audited)} distributions not checked)"
+    out.info(summary)
     return 1 if findings else 0
