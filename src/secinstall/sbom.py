@@ -230,8 +230,9 @@ def environment_sbom(target: Target, *, fmt: str = "cyclonedx-json") -> str:
     """One SBOM of everything installed in `target`: what secinstall installed, with its
     evidence from the fragments, and everything else marked unverified."""
     if fmt == "spdx-json":
-        raise ConfigError("--format spdx-json is not supported yet: no maintained SPDX "
-                          "library is available to secinstall; use --format cyclonedx-json")
+        raise ConfigError("--format spdx-json is not supported yet; use --format "
+                          "cyclonedx-json (CycloneDX 1.6, which SBOM tools such as "
+                          "cyclonedx-cli can convert to SPDX)")
     if fmt != "cyclonedx-json":
         raise ConfigError(f"unknown SBOM format {fmt!r} (supported: cyclonedx-json)")
     from cyclonedx.model import Property
