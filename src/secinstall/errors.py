@@ -60,6 +60,16 @@ class FetchError(SecinstallError):
     """A download or index request failed."""
 
 
+class NoVulnerabilityData(FetchError):
+    """An index's JSON API answered 404 or 410 for a version: it has no vulnerability data
+    to give, which must not be taken for "no known vulnerabilities"."""
+
+    def __init__(self, message: str, *, url: str, status: int) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
 class VerificationError(SecinstallError):
     """A distribution did not pass verification."""
 

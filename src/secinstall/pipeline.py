@@ -199,7 +199,8 @@ def _resolve(options: InstallOptions, target: Target, finder: Finder, cache: Cac
         outcome.notes += check_plan(
             dataclasses.replace(plan, items=tuple(todo)), options.usage_policy, client=client,
             index_urls=options.sources.index_urls,
-            requirements=[*options.requirements, *options.constraints], jobs=options.jobs)
+            requirements=[*options.requirements, *options.constraints], jobs=options.jobs,
+            log=log)
     return options, outcome, todo
 
 

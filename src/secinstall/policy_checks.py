@@ -8,15 +8,15 @@ policy's part of `AttestationPolicy`. Every violation is listed in one `PolicyEr
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from .client import Client, parallel_map
-from .errors import FetchError, PolicyError
+from .client import Client, parallel_map, redact_url
+from .errors import FetchError, NoVulnerabilityData, PolicyError
 from .index import fetch_project
 from .licenses import license_expression, license_problems
 from .models import (
@@ -28,7 +28,14 @@ from .models import (
     UserRequirement,
 )
 from .policy import UsagePolicy, _show, parse_time
-from .vulnerabilities import OsvDatabase, Query, ignored, index_of, json_api_url
+from .vulnerabilities import (
+    OsvDatabase,
+    Query,
+    first_few,
+    ignored,
+    index_of,
+    json_api_url,
+)
 from .vulnerabilities import look_up as look_up_vulnerabilities
 
 # -- attestations: the policy's part of `AttestationPolicy` --------------------------------
@@ -213,17 +220,32 @@ def _check_indexes(dists: Sequence[PlannedDist], policy: UsagePolicy, client: Cl
     return found
 
 
+def _no_data(index: str, missing: Sequence[tuple[Query, NoVulnerabilityData]]) -> str:
+    """One problem for every distribution `index` has no vulnerability data for (on a
+    network whose PyPI serves no per-version JSON, that is every one of them)."""
+    (q, exc), *more = missing
+    where = redact_url(index)
+    if not more:
+        return (f"could not check {q.name} {q.version} for known vulnerabilities: {where} has "
+                f"no vulnerability data for it ({exc.message})")
+    names = [f"{q.name} {q.version}" for q, _ in missing]
+    return (f"could not check {len(missing)} distributions for known vulnerabilities: {where} "
+            f"has no vulnerability data for them (HTTP {exc.status} from its JSON API, e.g. "
+            f"{redact_url(exc.url)}): {first_few(names)}")
+
+
 def _check_vulnerabilities(dists: Sequence[PlannedDist], policy: UsagePolicy,
-                           client: Client, index_urls: Sequence[str],
-                           jobs: int) -> tuple[list[str], list[str]]:
+                           client: Client, index_urls: Sequence[str], jobs: int,
+                           log: Callable[[str], None]) -> tuple[list[str], list[str]]:
     if policy.vulnerabilities == "off":
         return [], []
     apis = {_norm(u) for u in policy.vulnerability_indexes}
-    queries = []
+    queries, homes = [], {}
     for d in dists:
         home = index_of(d.file, [*index_urls, *map(_norm, index_urls)])
         url = json_api_url(home, d.name, d.version) if home and _norm(home) in apis else None
         queries.append(Query(d.name, d.version, (url,) if url else ()))
+        homes[queries[-1]] = home or ""
     db = OsvDatabase(policy.osv_dir) if policy.osv_dir is not None else None
     if db is None and not any(q.urls for q in queries):
         return [], []
@@ -231,6 +253,7 @@ def _check_vulnerabilities(dists: Sequence[PlannedDist], policy: UsagePolicy,
     rule = f"vulnerabilities = \"{policy.vulnerabilities}\", from " \
            f"{policy.origin('vulnerabilities')}"
     problems, warnings = [], []
+    no_data: dict[tuple[str, int], list[tuple[Query, NoVulnerabilityData]]] = {}
     # Only a refusing policy waits for retries; a warning is best effort.
     asked = client if refuse else client.with_retries(0)
     for q, advisories, failed in look_up_vulnerabilities(queries, client=asked, db=db,
@@ -248,21 +271,40 @@ def _check_vulnerabilities(dists: Sequence[PlannedDist], policy: UsagePolicy,
             else:
                 warnings.append(f"{text} ({rule})")
         for problem in failed:
-            text = f"could not check {q.name} {q.version} for known vulnerabilities: {problem}"
+            if isinstance(problem, NoVulnerabilityData):
+                log(f"{q.name} {q.version}: no vulnerability data ({problem.message})"
+                    + ("; checked against osv-dir only" if db is not None else ""))
+                if db is None:
+                    no_data.setdefault((homes[q], problem.status), []).append((q, problem))
+                continue
+            text = (f"could not check {q.name} {q.version} for known vulnerabilities: "
+                    f"{problem.message}")
             (problems if refuse else warnings).append(
                 text + (f" (fail closed; {rule}: set it to \"warn\" to go on)" if refuse else ""))
+    for (index, _), missing in no_data.items():
+        text = _no_data(index, missing)
+        if refuse:
+            problems.append(f"{text}; refused (fail closed; {rule}): set osv-dir to a directory "
+                            "of OSV records to check offline, or vulnerabilities = \"warn\" to "
+                            "install anyway, or use an index that serves its JSON API "
+                            "(/pypi/<name>/<version>/json)")
+        else:
+            warnings.append(f"{text} ({rule}; osv-dir, a directory of OSV records, would check "
+                            "them)")
     return problems, warnings
 
 
 def check_plan(plan: Plan, policy: UsagePolicy, *, client: Client,
                index_urls: Sequence[str], requirements: Sequence[UserRequirement] = (),
-               now: datetime | None = None, jobs: int = 8) -> list[str]:
+               now: datetime | None = None, jobs: int = 8,
+               log: Callable[[str], None] = lambda _m: None) -> list[str]:
     """Check every planned distribution against the policy, before anything is
     downloaded; return warnings, or raise one `PolicyError` listing every violation.
 
     `requirements` are the user's requirements and constraints (a yanked release is
     allowed when one of them pins it with ==). Licences are checked here where the plan
     has the metadata (pip's resolver); otherwise call `check_metadata` after download.
+    `log` gets the details a shortened warning leaves out (-v).
     """
     now = now or datetime.now(timezone.utc)
     cutoff = cooldown_cutoff(policy, now)
@@ -278,7 +320,7 @@ def check_plan(plan: Plan, policy: UsagePolicy, *, client: Client,
             bad, warned = _check_license(d.name, d.version, d.metadata, policy)
             problems, warnings = problems + bad, warnings + warned
     problems += _check_indexes(plan.items, policy, client, index_urls, jobs)
-    bad, warned = _check_vulnerabilities(plan.items, policy, client, index_urls, jobs)
+    bad, warned = _check_vulnerabilities(plan.items, policy, client, index_urls, jobs, log)
     _raise(problems + bad)
     return warnings + warned
 

@@ -16,7 +16,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .client import Client, parallel_map, redact_url
-from .errors import ConfigError, FetchError
+from .errors import ConfigError, FetchError, NoVulnerabilityData
 from .models import IndexFile, InstalledDist
 
 #: Index URLs whose Warehouse JSON API is asked by default.
@@ -212,15 +212,26 @@ def parse_json_api(data: Mapping[str, Any], source: str) -> list[Advisory]:
 
 
 def from_json_api(client: Client, url: str) -> list[Advisory]:
-    """Advisories the JSON API gives at `url` (none when it doesn't know the version)."""
+    """Advisories the JSON API gives at `url`; `NoVulnerabilityData` when it answers 404
+    or 410. That is no "none known": PyPI answers an empty list for a version without
+    advisories, while a mirror or proxy that doesn't pass the JSON API through (and some
+    networks' PyPI) answers 404 for every version, even those its index lists."""
     resp = client.get(url, accept="application/json", max_bytes=MAX_JSON_BYTES)
     if resp.status in (404, 410):
-        return []
+        raise NoVulnerabilityData(f"HTTP {resp.status} from {redact_url(url)}", url=url,
+                                  status=resp.status)
     try:
         data = json.loads(resp.body)
         return parse_json_api(data, url)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise FetchError(f"{url} is not a valid JSON API answer: {exc}") from exc
+
+
+def first_few(items: Sequence[str], limit: int = 5) -> str:
+    """`items` joined, cut after the first `limit` (for a warning; -v lists them all)."""
+    if len(items) <= limit:
+        return ", ".join(items)
+    return ", ".join([*items[:limit], f"and {len(items) - limit} more (-v lists them)"])
 
 
 @dataclass(frozen=True)
@@ -233,19 +244,22 @@ class Query:
 
 
 def look_up(queries: Sequence[Query], *, client: Client | None, db: OsvDatabase | None,
-            jobs: int = 8) -> list[tuple[Query, list[Advisory], list[str]]]:
+            jobs: int = 8) -> list[tuple[Query, list[Advisory], list[FetchError]]]:
     """(query, merged advisories, problems) for each query; a problem is a source that
-    could not be asked, which the caller must not take for "nothing known"."""
-    def one(query: Query) -> tuple[Query, list[Advisory], list[str]]:
+    could not be asked (`NoVulnerabilityData`: one that has nothing to say about the
+    version), which the caller must not take for "nothing known"."""
+    def one(query: Query) -> tuple[Query, list[Advisory], list[FetchError]]:
         found = db.advisories(query.name, query.version) if db is not None else []
-        problems = []
+        problems: list[FetchError] = []
         for url in query.urls:
             try:
                 if client is None:
                     raise FetchError("no HTTP client")
                 found += from_json_api(client, url)
+            except NoVulnerabilityData as exc:
+                problems.append(exc)
             except FetchError as exc:
-                problems.append(f"{url}: {exc.message}")
+                problems.append(FetchError(f"{url}: {exc.message}"))
         return query, merge(found), problems
 
     return parallel_map(client, one, queries, workers=jobs)
@@ -302,8 +316,12 @@ class Audited:
     api_url: str | None
     #: Which sources were asked, and why those.
     why: str
-    #: False when no source could be asked: no JSON API, and no osv-dir.
+    #: False when no source could be asked (no JSON API, and no osv-dir), or the one asked
+    #: had nothing to say (see `no_data`).
     checked: bool
+    #: The index whose JSON API answered 404 or 410 for this version, when that is why it
+    #: is not checked.
+    no_data: str | None = None
 
 
 @dataclass(frozen=True)
@@ -326,17 +344,21 @@ def audit(installed: Mapping[NormalizedName, InstalledDist], *, client: Client |
     from `osv_dir` and from the JSON API of the one index of `api_indexes` that
     `audited_index` chooses for each; `recorded`: the file each distribution installed by
     secinstall came from (`sbom.recorded_files`). A distribution no source can check is
-    in `AuditResult.unchecked`, not taken for one without known vulnerabilities. Raises
-    `FetchError` when a source could not be asked, and `ConfigError` when there is no
-    source at all."""
+    in `AuditResult.unchecked`, not taken for one without known vulnerabilities; so is one
+    whose index has no vulnerability data for its version (HTTP 404 or 410: for what
+    another tool installed, it may not even come from that index, as pip-audit says "could
+    not be audited"). Raises `FetchError` when a source could not be asked otherwise (a
+    network error, an answer that is not JSON), and `ConfigError` when there is no source
+    at all."""
     if osv_dir is None and not api_indexes:
         raise ConfigError("no vulnerability data to audit against: set osv-dir in the policy "
                           "(a directory of OSV records), or use an index with a JSON API "
                           f"(vulnerability-indexes, default {', '.join(PYPI_INDEXES)})")
     db = OsvDatabase(osv_dir) if osv_dir is not None else None
-    audited = []
+    audited, asked = [], []
     for name, dist in sorted(installed.items()):
         index, why = audited_index((recorded or {}).get(name), api_indexes)
+        asked.append(index)
         url = json_api_url(index, name, dist.version) if index is not None else None
         if url is not None:
             why += f"; asked {redact_url(url)}"
@@ -347,10 +369,18 @@ def audit(installed: Mapping[NormalizedName, InstalledDist], *, client: Client |
         audited.append(Audited(name, dist.version, url, why, url is not None or db is not None))
     queries = [Query(a.name, a.version, (a.api_url,) if a.api_url else ()) for a in audited]
     results = look_up(queries, client=client, db=db, jobs=jobs)
-    problems = [p for _, _, ps in results for p in ps]
+    problems = [p.message for _, _, ps in results for p in ps
+                if not isinstance(p, NoVulnerabilityData)]
     if problems:
         raise FetchError(f"could not check {len(problems)} source(s) for known vulnerabilities, "
                          "so the audit is incomplete", details=problems)
+    for i, (_, _, ps) in enumerate(results):
+        index = asked[i]
+        if db is None and index is not None and ps:  # with osv-dir, that one checked it
+            audited[i] = dataclasses.replace(
+                audited[i], checked=False, no_data=index,
+                why=f"{audited[i].why}: {ps[0].message}, so {redact_url(index)} has no "
+                    "vulnerability data for it")
     skip = list(ignore)
     return AuditResult([Finding(q.name, q.version, a) for q, advisories, _ in results
                         for a in advisories if not ignored(a, skip)], audited)

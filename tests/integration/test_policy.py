@@ -401,8 +401,57 @@ def test_vulnerability_from_the_index_json_api(
     assert message.startswith("lib 1.0 has 1 known vulnerability: PYSEC-2099-1 (CVE-2099-0002)"
                               ", fixed in 1.0.1")
     assert "/pypi/lib/1.0/json" in index.requests
-    # The JSON API not knowing the version (404, the local index's normal answer) is no finding.
+    serve_no_advisories(index, "lib", "1.0")  # what PyPI says of a version without any
     assert policies.check(plan, policy, [index.url]) == []
+
+
+def serve_no_advisories(index: LocalIndex, name: str, version: str) -> None:
+    """Let `index`'s JSON API say, once, that `name` `version` has no known vulnerability
+    (the local index answers 404 otherwise: it has no vulnerability data)."""
+    answer = {"info": {"name": name, "version": version}, "vulnerabilities": []}
+    index.misbehave(f"/pypi/{name}/{version}/json",
+                    faults.body(json.dumps(answer).encode(), "application/json"))
+
+
+def test_json_api_without_data_for_the_version_is_not_nothing_known(
+    policies: Policies, index: LocalIndex, make_wheel: WheelMaker, tmp_path: Path
+) -> None:
+    """A 404 from the JSON API of the index that lists the very file used to count as
+    "no known vulnerabilities", so a mirror without the JSON API (or a network whose PyPI
+    answers 404 to every per-version URL) passed every check, even with "refuse". That
+    index knows the version: its 404 means it has no vulnerability data to give."""
+    wheels = [make_wheel(f"lib{i}", "1.0") for i in range(7)]
+    for wheel in wheels:
+        index.add(wheel, upload_time=ago(OLD))
+    plan = policies.pinned([index.url], *wheels)
+    apis = f"vulnerability-indexes=['{index.url}']"
+
+    message = policies.refusal(plan, policies.load("vulnerabilities=refuse", apis), [index.url])
+
+    assert message == (
+        f"could not check 7 distributions for known vulnerabilities: {index.url} has no "
+        f"vulnerability data for them (HTTP 404 from its JSON API, e.g. {index.base_url}/pypi/"
+        "lib0/1.0/json): lib0 1.0, lib1 1.0, lib2 1.0, lib3 1.0, lib4 1.0, and 2 more (-v "
+        "lists them); refused (fail closed; vulnerabilities = \"refuse\", from command line "
+        "(--policy-set vulnerabilities=refuse)): set osv-dir to a directory of OSV records to "
+        "check offline, or vulnerabilities = \"warn\" to install anyway, or use an index "
+        "that serves its JSON API (/pypi/<name>/<version>/json)")
+    assert policies.check(plan, policies.load(apis), [index.url]) == [
+        f"could not check 7 distributions for known vulnerabilities: {index.url} has no "
+        f"vulnerability data for them (HTTP 404 from its JSON API, e.g. {index.base_url}/pypi/"
+        "lib0/1.0/json): lib0 1.0, lib1 1.0, lib2 1.0, lib3 1.0, lib4 1.0, and 2 more (-v "
+        "lists them) (vulnerabilities = \"warn\", from default; osv-dir, a directory of OSV "
+        "records, would check them)"]
+    one = policies.pinned([index.url], wheels[0])
+    assert policies.refusal(one, policies.load("vulnerabilities=refuse", apis), [index.url]) \
+        .startswith(f"could not check lib0 1.0 for known vulnerabilities: {index.url} has no "
+                    f"vulnerability data for it (HTTP 404 from {index.base_url}/pypi/lib0/1.0/"
+                    "json); refused (fail closed; ")
+    # With osv-dir, the local database checked it: the JSON API had nothing to add.
+    osv = f"osv-dir={tmp_path / 'osv'}"
+    (tmp_path / "osv").mkdir()
+    assert policies.check(plan, policies.load("vulnerabilities=refuse", apis, osv),
+                          [index.url]) == []
 
 
 def test_vulnerability_source_failure_fails_closed(
@@ -636,6 +685,16 @@ class TestCommandLine:
         index.misbehave(f"/pypi/{name}/{version}/json",
                         faults.body(json.dumps(answer).encode(), "application/json"))
 
+    def install_lib_and_other(self, make_wheel: WheelMaker) -> None:
+        """lib 1.0 installed by secinstall from `index`, other 2.0 by another tool."""
+        self.index.add(make_wheel("lib", "1.0"), upload_time=ago(OLD))
+        assert self.install("lib")[0] == 0
+        dist_info = self.venv.purelib / "other-2.0.dist-info"  # as pip would leave it
+        dist_info.mkdir()
+        (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: other\n"
+                                            "Version: 2.0\n", encoding="utf-8")
+        (dist_info / "INSTALLER").write_text("pip\n", encoding="utf-8")
+
     def test_audit_asks_only_the_index_each_distribution_came_from(
         self, make_wheel: WheelMaker, public: LocalIndex
     ) -> None:
@@ -644,13 +703,7 @@ class TestCommandLine:
         index's advisories for the same name (another namespace) were reported. Now what
         secinstall installed is looked up on the index it came from, and what another tool
         installed on the first of vulnerability-indexes."""
-        self.index.add(make_wheel("lib", "1.0"), upload_time=ago(OLD))
-        assert self.install("lib")[0] == 0
-        dist_info = self.venv.purelib / "other-2.0.dist-info"  # as pip would leave it
-        dist_info.mkdir()
-        (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: other\n"
-                                            "Version: 2.0\n", encoding="utf-8")
-        (dist_info / "INSTALLER").write_text("pip\n", encoding="utf-8")
+        self.install_lib_and_other(make_wheel)
         self.serve_advisory(self.index, "lib", "1.0", "PYSEC-2099-1")
         self.serve_advisory(public, "lib", "1.0", "PYSEC-2099-2")  # another project "lib"
         self.serve_advisory(public, "other", "2.0", "PYSEC-2099-3")
@@ -672,6 +725,82 @@ class TestCommandLine:
         assert "other 2.0: not installed by secinstall, so where it came from is unknown " \
             "(taken to be the first of vulnerability-indexes, as pip-audit takes PyPI); " \
             f"asked {public.base_url}/pypi/other/2.0/json" in out
+
+    def test_json_api_without_data_fails_closed_or_warns_once(
+        self, make_wheel: WheelMaker
+    ) -> None:
+        """The index the files come from answers 404 to its JSON API (a mirror that doesn't
+        pass it through): "refuse" refuses rather than install unchecked, "warn" installs
+        with one warning for them all, not one per distribution."""
+        wheels = [make_wheel(f"lib{i}", "1.0") for i in range(3)]
+        for wheel in wheels:
+            self.index.add(wheel, upload_time=ago(OLD))
+        names = [f"lib{i}" for i in range(3)]
+        apis = f"vulnerability-indexes=['{self.index.url}']"
+        before = snapshot(self.venv.path)
+
+        code, out, err = self.install("--policy-set", "vulnerabilities=refuse",
+                                      "--policy-set", apis, *names)
+
+        assert code == 1, out
+        assert err.startswith("error: could not check 3 distributions for known "
+                              f"vulnerabilities: {self.index.url} has no vulnerability data "
+                              "for them (HTTP 404 from its JSON API")
+        assert "lib0 1.0, lib1 1.0, lib2 1.0; refused (fail closed;" in err
+        assert "set osv-dir" in err
+        assert snapshot(self.venv.path) == before
+
+        code, out, err = self.install("--policy-set", apis, "-v", *names)
+
+        assert code == 0, err
+        assert "Installed: lib0 1.0, lib1 1.0, lib2 1.0" in out
+        warned = [line for line in err.splitlines() if "known vulnerabilities" in line]
+        assert warned == [
+            "warning: could not check 3 distributions for known vulnerabilities: "
+            f"{self.index.url} has no vulnerability data for them (HTTP 404 from its JSON "
+            f"API, e.g. {self.index.base_url}/pypi/lib0/1.0/json): lib0 1.0, lib1 1.0, "
+            'lib2 1.0 (vulnerabilities = "warn", from default; osv-dir, a directory of OSV '
+            "records, would check them)"]
+        assert f"lib2 1.0: no vulnerability data (HTTP 404 from {self.index.base_url}" \
+            "/pypi/lib2/1.0/json)" in out  # -v
+
+    def test_audit_of_what_the_index_has_no_vulnerability_data_for(
+        self, make_wheel: WheelMaker, public: LocalIndex
+    ) -> None:
+        """A 404 from the JSON API used to count as "no known vulnerabilities" in an audit
+        too. Now: not checked, whether the recorded index answers it or (for what another
+        tool installed) the first of vulnerability-indexes, where the name may not even be.
+        A source that can't be asked otherwise still fails the audit."""
+        self.install_lib_and_other(make_wheel)
+        indexes = f"vulnerability-indexes=['{public.url}', '{self.index.url}']"
+
+        code, out, err = self.run("audit", "-v", "--python", self.venv.path,
+                                  "--cert", self.ca_file, "--policy-set", indexes)
+
+        assert code == 0, err
+        assert out.endswith("0 known vulnerabilities found (2 of 2 distributions not "
+                            "checked)\n")
+        assert "warning: 2 distribution(s) not checked for known vulnerabilities: the JSON " \
+            f"API of {self.index.url}, {public.url} has no vulnerability data for them " \
+            "(HTTP 404 or 410; for what another tool installed, it may not come from there):" \
+            " lib 1.0, other 2.0; set osv-dir" in err
+        assert f"lib 1.0: installed by secinstall from {self.index.url}; asked " \
+            f"{self.index.base_url}/pypi/lib/1.0/json: HTTP 404 from {self.index.base_url}/" \
+            f"pypi/lib/1.0/json, so {self.index.url} has no vulnerability data for it" in out
+        assert "other 2.0: not installed by secinstall" in out
+
+        serve_no_advisories(self.index, "lib", "1.0")
+        serve_no_advisories(public, "other", "2.0")
+        code, out, err = self.run("audit", "--python", self.venv.path, "--cert", self.ca_file,
+                                  "--policy-set", indexes)
+        assert (code, out, err) == (0, "0 known vulnerabilities found\n", "")
+
+        public.misbehave("/pypi/other/2.0/json", faults.body(b"<html>", "application/json"))
+        code, out, err = self.run("audit", "--python", self.venv.path, "--cert", self.ca_file,
+                                  "--policy-set", indexes)
+        assert code == 1
+        assert "error: could not check 1 source(s) for known vulnerabilities, so the audit " \
+            "is incomplete" in err
 
     def test_audit_says_what_it_could_not_check(
         self, make_wheel: WheelMaker, public: LocalIndex

@@ -92,11 +92,11 @@ def _cmd_policy(args: argparse.Namespace, out: Output) -> int:
 
 def _cmd_audit(args: argparse.Namespace, out: Output) -> int:
     from .. import tls
-    from ..client import Client
+    from ..client import Client, redact_url
     from ..install import find_installed
     from ..sbom import recorded_files
     from ..target import resolve_target
-    from ..vulnerabilities import audit
+    from ..vulnerabilities import audit, first_few
 
     policy = usage_policy(args)
     target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
@@ -115,9 +115,17 @@ def _cmd_audit(args: argparse.Namespace, out: Output) -> int:
     for f in findings:
         out.info(f"{f.name} {f.version}: {f.advisory.describe()}"
                  + (f" {f.advisory.link}" if f.advisory.link else ""))
-    if unchecked:
+    no_data = [a for a in unchecked if a.no_data is not None]
+    if no_data:
+        indexes = ", ".join(dict.fromkeys(redact_url(a.no_data or "") for a in no_data))
+        out.warn(f"{len(no_data)} distribution(s) not checked for known vulnerabilities: the "
+                 f"JSON API of {indexes} has no vulnerability data for them (HTTP 404 or 410; "
+                 "for what another tool installed, it may not come from there): "
+                 + first_few([f"{a.name} {a.version}" for a in no_data])
+                 + "; set osv-dir (a directory of OSV records) to check them offline")
+    if no_source := [a for a in unchecked if a.no_data is None]:
         out.warn("not checked for known vulnerabilities (no JSON API to ask, and no "
-                 "osv-dir): " + "; ".join(f"{a.name} {a.version}, {a.why}" for a in unchecked)
+                 "osv-dir): " + "; ".join(f"{a.name} {a.version}, {a.why}" for a in no_source)
                  + "; add such an index to vulnerability-indexes (from "
                  f"{policy.origin('vulnerability-indexes')}) if it serves a JSON API "
                  "(/pypi/<name>/<version>/json), or set osv-dir (a directory of OSV records)")
