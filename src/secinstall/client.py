@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 import threading
 import time
 import urllib.parse
@@ -59,6 +60,24 @@ def redact_url(url: str) -> str:
         return url
     return urllib.parse.urlunsplit(
         parts._replace(netloc="****@" + parts.netloc.rpartition("@")[2]))
+
+
+def without_credentials(url: str) -> str:
+    """`url` with no userinfo at all, for what is written to be used again (a lock file):
+    the credentials come from the index configuration or ~/.netrc when it is used."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+#: Where a URL with credentials may appear in free text (another program's output).
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+
+
+def redact_text(text: str) -> str:
+    """`text` with the credentials of any URL in it masked, as `redact_url` does."""
+    return _USERINFO.sub(r"\1****@", text)
 
 
 def _host(url: str) -> str:
@@ -160,7 +179,8 @@ class Client:
                         self._check_size(url, received, max_bytes)
                         write(chunk)
             except OSError as exc:
-                raise FetchError(f"can't read {url}: {exc.strerror or exc}") from exc
+                raise FetchError(f"can't read {redact_url(url)}: {exc.strerror or exc}") \
+                    from exc
             return
         self._stream(url, write, restart, accept=None, max_bytes=max_bytes)
 
@@ -174,15 +194,16 @@ class Client:
             return
         if scheme == "http":
             raise FetchError(
-                f"refusing plain http:// URL {url}: traffic to it can be read and changed "
-                f"in transit; use https, or mark the host with --trusted-host {_host(url)}",
+                f"refusing plain http:// URL {redact_url(url)}: traffic to it can be read "
+                "and changed in transit; use https, or mark the host with --trusted-host "
+                f"{_host(url)}",
             )
-        raise FetchError(f"unsupported URL scheme in {url}")
+        raise FetchError(f"unsupported URL scheme in {redact_url(url)}")
 
     @staticmethod
     def _check_size(url: str, size: int, max_bytes: int) -> None:
         if size > max_bytes:
-            raise FetchError(f"{url} is larger than the limit of {max_bytes} bytes")
+            raise FetchError(f"{redact_url(url)} is larger than the limit of {max_bytes} bytes")
 
     def _stream(
         self, url: str, write: Callable[[bytes], object], restart: Callable[[], object], *,
@@ -229,7 +250,7 @@ class Client:
                 if resp.status in allow_status:
                     return resp.status, url, dict(resp.headers)
                 if resp.status != 200:
-                    raise FetchError(f"HTTP {resp.status} {resp.reason or ''} for {url}".strip())
+                    raise _status_error(url, resp.status, resp.reason)
                 length = resp.headers.get("Content-Length")
                 if length and length.isdigit():
                     self._check_size(url, int(length), max_bytes)
@@ -273,8 +294,8 @@ class Client:
         old, new = urllib.parse.urlsplit(url), urllib.parse.urlsplit(target)
         if new.scheme != old.scheme or new.netloc.lower() != old.netloc.lower():
             raise FetchError(
-                f"refusing redirect from {url} to {target}: a redirect may not change "
-                "the scheme or host",
+                f"refusing redirect from {redact_url(url)} to {redact_url(target)}: a "
+                "redirect may not change the scheme or host",
             )
         return target
 
@@ -283,7 +304,8 @@ class Client:
         # After `stop`, a failure is the stop's (a read it cut) or beside the point.
         self._check_stopped(url)
         if attempt >= self.retries:
-            raise FetchError(f"giving up on {url} after {attempt + 1} attempts: {reason}")
+            raise FetchError(
+                f"giving up on {redact_url(url)} after {attempt + 1} attempts: {reason}")
         delay = self.backoff * (2 ** attempt)
         if retry_after:
             delay = max(delay, _parse_retry_after(retry_after))
@@ -292,7 +314,7 @@ class Client:
 
     def _check_stopped(self, url: str) -> None:
         if self._stopped.is_set():
-            raise FetchError(f"stopped before {url} was complete")
+            raise FetchError(f"stopped before {redact_url(url)} was complete")
 
     @contextlib.contextmanager
     def _interruptible(self, url: str, resp: urllib3.BaseHTTPResponse) -> Iterator[None]:
@@ -379,6 +401,15 @@ class _Connections:
         with self._lock:
             if self._pool is not None:
                 self._pool.clear()
+
+
+def _status_error(url: str, status: int, reason: str | None) -> FetchError:
+    message = f"HTTP {status} {reason or ''}".strip() + f" for {redact_url(url)}"
+    if status in (401, 403):
+        # What to do is the one thing a user can't tell from the status alone.
+        message += (": the index wants credentials (or refused the ones given): give them "
+                    "in the index URL (https://USER:TOKEN@host/simple/) or in ~/.netrc")
+    return FetchError(message)
 
 
 def _parse_retry_after(value: str) -> float:

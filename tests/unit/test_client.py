@@ -21,7 +21,7 @@ from tests.support import faults
 from tests.support.index import JSON_TYPE, LocalIndex, Misbehaviour
 from tests.support.wheels import WheelMaker
 
-from secinstall.client import Client, parallel_map
+from secinstall.client import Client, parallel_map, redact_text, redact_url, without_credentials
 from secinstall.errors import FetchError, TLSError
 from secinstall.tls import create_context
 
@@ -378,3 +378,29 @@ def test_file_url_download_has_the_same_size_limit(tmp_path: Path) -> None:
     with Client(ssl_context=create_context()) as client, \
             pytest.raises(FetchError, match="larger than the limit of 1000 bytes"):
         client.download(big.as_uri(), lambda _c: None, lambda: None, max_bytes=1000)
+
+
+# -- credentials ----------------------------------------------------------------------------
+
+
+def test_401_names_the_url_without_its_credentials_and_says_what_to_do(
+    client: Client, index: LocalIndex
+) -> None:
+    index.require_auth = ("user", "right")
+    url = index.url.replace("https://", "https://user:wr0ng-t0ken@") + "x/"
+    with pytest.raises(FetchError) as info:
+        client.get(url)
+    message = info.value.message
+    assert "wr0ng-t0ken" not in message
+    assert message.startswith(f"HTTP 401 Unauthorized for {redact_url(url)}: the index wants "
+                              "credentials")
+    assert "https://USER:TOKEN@host/simple/" in message and "~/.netrc" in message
+
+
+def test_redact_text_masks_every_url_with_credentials() -> None:
+    text = ("Looking in indexes: https://u:t0k@a.example/simple/, https://b.example/simple/ "
+            "and file from http://t0k@c.example:8080/x.whl")
+    assert redact_text(text) == (
+        "Looking in indexes: https://****@a.example/simple/, https://b.example/simple/ "
+        "and file from http://****@c.example:8080/x.whl")
+    assert without_credentials("https://u:t0k@a.example:1/s/?q#f") == "https://a.example:1/s/?q#f"
