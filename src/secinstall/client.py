@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__
+from .credentials import Credentials, origin
 from .errors import FetchError, TLSError
 
 if TYPE_CHECKING:
@@ -97,9 +98,12 @@ class Client:
         proxy: str | None = None,
         pool_size: int = 16,
         backoff: float = 0.25,
+        credential_urls: Sequence[str] = (),
     ) -> None:
         """`ssl_context` may be a function that makes it, called at the first connection
-        (its errors, e.g. an unreadable `--cert` bundle, are raised there)."""
+        (its errors, e.g. an unreadable `--cert` bundle, are raised there).
+        `credential_urls`: the configured index and find-links URLs, whose credentials
+        hold for their whole origin (see `credentials`)."""
         self.trusted_hosts = frozenset(h.lower().split(":")[0] for h in trusted_hosts)
         self.retries = retries
         self.backoff = backoff
@@ -109,6 +113,7 @@ class Client:
         self._lock = threading.Lock()
         self._reading: set[socket.socket] = set()  # bodies being read, for `stop` to cut
         self._connections = _Connections(ssl_context, proxy, pool_size)
+        self._credentials = Credentials(credential_urls)
 
     def with_retries(self, retries: int) -> Client:
         """This client, on the same connections, with another retry budget (e.g. none
@@ -211,11 +216,15 @@ class Client:
     ) -> tuple[int, str, dict[str, str]]:
         import urllib3
 
-        headers = {"Accept": accept} if accept else {}
+        # urllib3 would drop a URL's userinfo: it goes as a header, and out of messages.
+        url, authorization = self._credentials.authorize(url)
         attempt = 0
         while True:
             self._check_stopped(url)
             self._check_scheme(url)
+            headers = {"Accept": accept} if accept else {}
+            if authorization is not None:
+                headers["Authorization"] = authorization
             pool = self._connections.pool()
             try:
                 resp = pool.request(
@@ -241,7 +250,8 @@ class Client:
                 continue
             try:
                 if resp.status in (301, 302, 303, 307, 308):
-                    url = self._redirect(url, resp.headers.get("Location", ""))
+                    url, authorization = self._redirect(url, resp.headers.get("Location", ""),
+                                                        authorization)
                     continue
                 if resp.status in RETRY_STATUSES:
                     attempt = self._retry_or_raise(
@@ -250,7 +260,8 @@ class Client:
                 if resp.status in allow_status:
                     return resp.status, url, dict(resp.headers)
                 if resp.status != 200:
-                    raise _status_error(url, resp.status, resp.reason)
+                    raise _status_error(url, resp.status, resp.reason,
+                                        sent_credentials=authorization is not None)
                 length = resp.headers.get("Content-Length")
                 if length and length.isdigit():
                     self._check_size(url, int(length), max_bytes)
@@ -289,7 +300,9 @@ class Client:
                     resp.close()
                 resp.release_conn()
 
-    def _redirect(self, url: str, location: str) -> str:
+    def _redirect(self, url: str, location: str,
+                  authorization: str | None) -> tuple[str, str | None]:
+        """The URL redirected to, and the Authorization header that may go with it."""
         target = urllib.parse.urljoin(url, location)
         old, new = urllib.parse.urlsplit(url), urllib.parse.urlsplit(target)
         if new.scheme != old.scheme or new.netloc.lower() != old.netloc.lower():
@@ -297,7 +310,12 @@ class Client:
                 f"refusing redirect from {redact_url(url)} to {redact_url(target)}: a "
                 "redirect may not change the scheme or host",
             )
-        return target
+        target, own = self._credentials.authorize(target)
+        # Credentials never follow a redirect to another origin, should the rule above
+        # ever be relaxed; on the same one, those the first URL carried still hold.
+        if own is None and origin(target) == origin(url):
+            own = authorization
+        return target, own
 
     def _retry_or_raise(self, url: str, attempt: int, reason: str,
                         retry_after: str | None = None) -> int:
@@ -403,12 +421,16 @@ class _Connections:
                 self._pool.clear()
 
 
-def _status_error(url: str, status: int, reason: str | None) -> FetchError:
+def _status_error(url: str, status: int, reason: str | None, *,
+                  sent_credentials: bool) -> FetchError:
     message = f"HTTP {status} {reason or ''}".strip() + f" for {redact_url(url)}"
-    if status in (401, 403):
-        # What to do is the one thing a user can't tell from the status alone.
-        message += (": the index wants credentials (or refused the ones given): give them "
-                    "in the index URL (https://USER:TOKEN@host/simple/) or in ~/.netrc")
+    # What to do is the one thing a user can't tell from the status alone.
+    if status in (401, 403) and sent_credentials:
+        message += (": the index refused the credentials sent (from the index URL or "
+                    "~/.netrc): check the user name and token, and what they may read")
+    elif status in (401, 403):
+        message += (": the index wants credentials: give them in the index URL "
+                    "(https://USER:TOKEN@host/simple/) or in ~/.netrc")
     return FetchError(message)
 
 

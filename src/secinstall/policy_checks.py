@@ -155,7 +155,9 @@ def _check_file(dist: PlannedDist, policy: UsagePolicy, pinned: bool,
 
 
 def _norm(url: str) -> str:
-    return url.rstrip("/") + "/"
+    # An index is the same index with or without credentials in its URL (the client
+    # has them from the configuration).
+    return without_credentials(url).rstrip("/") + "/"
 
 
 def _same_file(listed: IndexFile, planned: IndexFile) -> bool:

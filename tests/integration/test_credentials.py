@@ -3,6 +3,7 @@ HTTP Basic auth to the index's origin and nowhere else, and never printed or rec
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import trustme
 
 from tests.conftest import Venv
-from tests.support.cli import Run, Secinstall
+from tests.support.cli import Run, Secinstall, dist_infos
 from tests.support.index import LocalIndex, _basic
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
@@ -64,6 +65,37 @@ def run(secinstall: Secinstall, venv: Venv, index_url: str, *args: str | Path) -
     return result
 
 
+def test_credentials_in_index_url_are_sent_to_the_index_for_pages_and_files(
+    secinstall: Secinstall, private: LocalIndex, venv: Venv, lib: Path,
+    no_netrc: Path, tmp_path: Path,
+) -> None:
+    report = tmp_path / "report.json"
+
+    result = run(secinstall, venv, with_credentials(private), *secinstall.pinned(lib),
+                 "-v", "--report", report)
+
+    assert result.code == 0, result.err
+    assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
+    seen = private.authorizations
+    assert ("/simple/lib/", HEADER) in seen
+    assert (f"/files/{lib.name}", HEADER) in seen
+    assert all(header == HEADER for _, header in seen)
+    assert TOKEN not in report.read_text() and QUOTED_TOKEN not in report.read_text()
+
+
+def test_resolved_install_with_credentials_in_index_url(
+    secinstall: Secinstall, private: LocalIndex, venv: Venv, make_wheel: WheelMaker,
+    no_netrc: Path,
+) -> None:
+    private.add(make_wheel("app", "1.0", requires=["lib"]))
+    private.add(make_wheel("lib", "2.0"))
+
+    result = run(secinstall, venv, with_credentials(private), "-v", "app")
+
+    assert result.code == 0, result.err
+    assert dist_infos(venv.purelib, "lib") == ["lib-2.0.dist-info"]
+
+
 @pytest.mark.parametrize("verbose", [[], ["-v"]])
 def test_without_credentials_the_index_refuses_and_says_what_to_do(
     secinstall: Secinstall, private: LocalIndex, venv: Venv, lib: Path,
@@ -90,5 +122,64 @@ def test_wrong_credentials_are_refused_without_printing_them(
     result = run(secinstall, venv, with_credentials(private), *secinstall.pinned(lib), "-v")
 
     assert result.code == 1
-    assert "the index wants credentials" in result.err
-    assert f"https://****@127.0.0.1:{private.base_url.rsplit(':', 1)[1]}/" in result.err
+    assert "the index refused the credentials sent" in result.err
+    assert f"for {private.url}lib/" in result.err
+
+
+def test_credentials_are_not_sent_to_a_file_hosted_elsewhere(
+    secinstall: Secinstall, private: LocalIndex, other: LocalIndex, venv: Venv,
+    make_wheel: WheelMaker, no_netrc: Path,
+) -> None:
+    wheel = make_wheel("lib", "1.0")
+    other.add(wheel)
+    private.add(wheel, hosted_at=other)
+
+    result = run(secinstall, venv, with_credentials(private), *secinstall.pinned(wheel))
+
+    assert result.code == 0, result.err
+    assert ("/simple/lib/", HEADER) in private.authorizations
+    assert other.authorizations == [(f"/files/{wheel.name}", None)]
+
+
+@pytest.mark.parametrize("form", ["pylock", "requirements"])
+def test_lock_with_credentials_in_index_url_records_none(
+    secinstall: Secinstall, private: LocalIndex, venv: Venv, make_wheel: WheelMaker,
+    no_netrc: Path, tmp_path: Path, form: str,
+) -> None:
+    private.add(make_wheel("app", "1.0", requires=["lib"]))
+    private.add(make_wheel("lib", "2.0"))
+    lock = tmp_path / ("pylock.toml" if form == "pylock" else "requirements.lock")
+    argv = ["lock", "--python", str(venv.path), "--index-url", with_credentials(private),
+            "--cert", str(secinstall.ca_file), "--cache-dir", str(tmp_path / "cache"),
+            "--format", form, "-o", str(lock), "app"]
+
+    from secinstall.cli import main
+
+    code = main(argv)
+    out, err = secinstall.capsys.readouterr()
+
+    assert code == 0, err
+    text = lock.read_text()
+    for secret in (TOKEN, QUOTED_TOKEN, USER):
+        assert secret not in text + out + err
+    if form == "pylock":
+        assert f"{private.base_url}/files/lib-2.0-py3-none-any.whl" in text
+        # The lock installs with the credentials given then (not from the lock).
+        result = run(secinstall, venv, with_credentials(private), "-r", lock)
+        assert result.code == 0, result.err
+        assert dist_infos(venv.purelib, "lib") == ["lib-2.0.dist-info"]
+
+
+def test_report_json_has_no_credentials(
+    secinstall: Secinstall, private: LocalIndex, venv: Venv, make_wheel: WheelMaker,
+    no_netrc: Path,
+) -> None:
+    private.add(make_wheel("lib", "1.0"))
+
+    result = run(secinstall, venv, with_credentials(private), "--dry-run", "--report", "-",
+                 "lib")
+
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["install"][0]["secinstall"]["index"].startswith("https://****@")
+
