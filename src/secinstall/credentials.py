@@ -1,5 +1,5 @@
 """Credentials for private indexes, found where pip finds them: in a URL's userinfo
-(`https://USER:TOKEN@host/simple/`).
+(`https://USER:TOKEN@host/simple/`), else in ~/.netrc (or the file $NETRC names).
 
 They are sent as HTTP Basic auth, and only to the origin (scheme, host, port) they were
 given for: an index's credentials reach its own files (e.g. under /packages/, listed
@@ -8,6 +8,7 @@ without credentials), never a file hosted on another server.
 
 from __future__ import annotations
 
+import os
 import threading
 import urllib.parse
 from collections.abc import Iterable
@@ -60,14 +61,38 @@ class Credentials:
             _, pair = split_credentials(url)
             if pair is not None:
                 self._by_origin.setdefault(origin(url), pair)
+        self._netrc: dict[str, Pair | None] | None = None  # host -> credentials, read once
 
     def authorize(self, url: str) -> tuple[str, str | None]:
         """`url` as it goes on the wire (no userinfo) and its `Authorization` header, if
-        any: the URL's own credentials, else those configured for its origin."""
+        any: the URL's own credentials, else those configured for its origin, else
+        netrc's for its host."""
         bare, pair = split_credentials(url)
         if pair is None:
             key = origin(bare)
             with self._lock:
-                pair = self._by_origin.get(key)
+                pair = self._by_origin.get(key) or self._from_netrc(key[1])
         return bare, basic_auth(pair) if pair is not None else None
 
+    def _from_netrc(self, host: str) -> Pair | None:
+        if self._netrc is None:
+            self._netrc = _read_netrc()
+        return self._netrc.get(host)
+
+
+def _read_netrc() -> dict[str, Pair | None]:
+    """Each host's credentials in the user's netrc file; none if it is missing or can't be
+    parsed (as requests does for pip: a run that needs them fails with a 401 that points
+    here). Its `default` entry is not used: it would go to every host, PyPI included."""
+    import netrc
+
+    path = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    try:
+        parsed = netrc.netrc(path)
+    except (OSError, netrc.NetrcParseError):
+        return {}
+    found: dict[str, Pair | None] = {}
+    for host, (login, _account, password) in parsed.hosts.items():
+        if login or password:
+            found[host.lower()] = (login or "", password or "")
+    return found

@@ -141,6 +141,36 @@ def test_credentials_are_not_sent_to_a_file_hosted_elsewhere(
     assert other.authorizations == [(f"/files/{wheel.name}", None)]
 
 
+def test_netrc_gives_credentials_for_the_index_host(
+    secinstall: Secinstall, private: LocalIndex, venv: Venv, lib: Path,
+    no_netrc: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    netrc = no_netrc / ".netrc"
+    netrc.write_text(f"machine 127.0.0.1\n  login {USER}\n  password {TOKEN}\n")
+    netrc.chmod(0o600)
+
+    result = run(secinstall, venv, private.url, *secinstall.pinned(lib), "-v")
+
+    assert result.code == 0, result.err
+    assert (f"/files/{lib.name}", HEADER) in private.authorizations
+    assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
+
+
+def test_netrc_variable_names_the_file(
+    secinstall: Secinstall, private: LocalIndex, venv: Venv, lib: Path,
+    no_netrc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    netrc = tmp_path / "credentials"
+    netrc.write_text(f"machine 127.0.0.1 login {USER} password {TOKEN}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+
+    result = run(secinstall, venv, private.url, *secinstall.pinned(lib))
+
+    assert result.code == 0, result.err
+    assert all(header == HEADER for _, header in private.authorizations)
+
+
 @pytest.mark.parametrize("form", ["pylock", "requirements"])
 def test_lock_with_credentials_in_index_url_records_none(
     secinstall: Secinstall, private: LocalIndex, venv: Venv, make_wheel: WheelMaker,

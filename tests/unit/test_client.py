@@ -425,8 +425,13 @@ def test_url_credentials_go_as_basic_auth_and_follow_a_redirect_on_the_same_orig
 
 
 def test_configured_credentials_hold_for_their_origin_only(
-    ca_file: Path, index: LocalIndex, make_wheel: WheelMaker
+    ca_file: Path, index: LocalIndex, make_wheel: WheelMaker, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A netrc `default` entry would go to every host: it is not used.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login anyone password anything\n")
+    monkeypatch.setenv("NETRC", str(netrc))
     url = index.add(make_wheel("demo", "1.0"))
     elsewhere = url.replace("127.0.0.1", "localhost")  # another origin, same server
     configured = index.url.replace("https://", "https://u:t@")
