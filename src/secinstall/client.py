@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 import threading
 import time
 import urllib.parse
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__
+from .credentials import Credentials, origin
 from .errors import FetchError, TLSError
 
 if TYPE_CHECKING:
@@ -61,6 +63,24 @@ def redact_url(url: str) -> str:
         parts._replace(netloc="****@" + parts.netloc.rpartition("@")[2]))
 
 
+def without_credentials(url: str) -> str:
+    """`url` with no userinfo at all, for what is written to be used again (a lock file):
+    the credentials come from the index configuration or ~/.netrc when it is used."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+#: Where a URL with credentials may appear in free text (another program's output).
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+
+
+def redact_text(text: str) -> str:
+    """`text` with the credentials of any URL in it masked, as `redact_url` does."""
+    return _USERINFO.sub(r"\1****@", text)
+
+
 def _host(url: str) -> str:
     return (urllib.parse.urlsplit(url).hostname or "").lower()
 
@@ -78,9 +98,12 @@ class Client:
         proxy: str | None = None,
         pool_size: int = 16,
         backoff: float = 0.25,
+        credential_urls: Sequence[str] = (),
     ) -> None:
         """`ssl_context` may be a function that makes it, called at the first connection
-        (its errors, e.g. an unreadable `--cert` bundle, are raised there)."""
+        (its errors, e.g. an unreadable `--cert` bundle, are raised there).
+        `credential_urls`: the configured index and find-links URLs, whose credentials
+        hold for their whole origin (see `credentials`)."""
         self.trusted_hosts = frozenset(h.lower().split(":")[0] for h in trusted_hosts)
         self.retries = retries
         self.backoff = backoff
@@ -90,6 +113,7 @@ class Client:
         self._lock = threading.Lock()
         self._reading: set[socket.socket] = set()  # bodies being read, for `stop` to cut
         self._connections = _Connections(ssl_context, proxy, pool_size)
+        self._credentials = Credentials(credential_urls)
 
     def with_retries(self, retries: int) -> Client:
         """This client, on the same connections, with another retry budget (e.g. none
@@ -160,7 +184,8 @@ class Client:
                         self._check_size(url, received, max_bytes)
                         write(chunk)
             except OSError as exc:
-                raise FetchError(f"can't read {url}: {exc.strerror or exc}") from exc
+                raise FetchError(f"can't read {redact_url(url)}: {exc.strerror or exc}") \
+                    from exc
             return
         self._stream(url, write, restart, accept=None, max_bytes=max_bytes)
 
@@ -174,15 +199,16 @@ class Client:
             return
         if scheme == "http":
             raise FetchError(
-                f"refusing plain http:// URL {url}: traffic to it can be read and changed "
-                f"in transit; use https, or mark the host with --trusted-host {_host(url)}",
+                f"refusing plain http:// URL {redact_url(url)}: traffic to it can be read "
+                "and changed in transit; use https, or mark the host with --trusted-host "
+                f"{_host(url)}",
             )
-        raise FetchError(f"unsupported URL scheme in {url}")
+        raise FetchError(f"unsupported URL scheme in {redact_url(url)}")
 
     @staticmethod
     def _check_size(url: str, size: int, max_bytes: int) -> None:
         if size > max_bytes:
-            raise FetchError(f"{url} is larger than the limit of {max_bytes} bytes")
+            raise FetchError(f"{redact_url(url)} is larger than the limit of {max_bytes} bytes")
 
     def _stream(
         self, url: str, write: Callable[[bytes], object], restart: Callable[[], object], *,
@@ -190,11 +216,15 @@ class Client:
     ) -> tuple[int, str, dict[str, str]]:
         import urllib3
 
-        headers = {"Accept": accept} if accept else {}
+        # urllib3 would drop a URL's userinfo: it goes as a header, and out of messages.
+        url, authorization = self._credentials.authorize(url)
         attempt = 0
         while True:
             self._check_stopped(url)
             self._check_scheme(url)
+            headers = {"Accept": accept} if accept else {}
+            if authorization is not None:
+                headers["Authorization"] = authorization
             pool = self._connections.pool()
             try:
                 resp = pool.request(
@@ -220,7 +250,8 @@ class Client:
                 continue
             try:
                 if resp.status in (301, 302, 303, 307, 308):
-                    url = self._redirect(url, resp.headers.get("Location", ""))
+                    url, authorization = self._redirect(url, resp.headers.get("Location", ""),
+                                                        authorization)
                     continue
                 if resp.status in RETRY_STATUSES:
                     attempt = self._retry_or_raise(
@@ -229,7 +260,8 @@ class Client:
                 if resp.status in allow_status:
                     return resp.status, url, dict(resp.headers)
                 if resp.status != 200:
-                    raise FetchError(f"HTTP {resp.status} {resp.reason or ''} for {url}".strip())
+                    raise _status_error(url, resp.status, resp.reason,
+                                        sent_credentials=authorization is not None)
                 length = resp.headers.get("Content-Length")
                 if length and length.isdigit():
                     self._check_size(url, int(length), max_bytes)
@@ -268,22 +300,30 @@ class Client:
                     resp.close()
                 resp.release_conn()
 
-    def _redirect(self, url: str, location: str) -> str:
+    def _redirect(self, url: str, location: str,
+                  authorization: str | None) -> tuple[str, str | None]:
+        """The URL redirected to, and the Authorization header that may go with it."""
         target = urllib.parse.urljoin(url, location)
         old, new = urllib.parse.urlsplit(url), urllib.parse.urlsplit(target)
         if new.scheme != old.scheme or new.netloc.lower() != old.netloc.lower():
             raise FetchError(
-                f"refusing redirect from {url} to {target}: a redirect may not change "
-                "the scheme or host",
+                f"refusing redirect from {redact_url(url)} to {redact_url(target)}: a "
+                "redirect may not change the scheme or host",
             )
-        return target
+        target, own = self._credentials.authorize(target)
+        # Credentials never follow a redirect to another origin, should the rule above
+        # ever be relaxed; on the same one, those the first URL carried still hold.
+        if own is None and origin(target) == origin(url):
+            own = authorization
+        return target, own
 
     def _retry_or_raise(self, url: str, attempt: int, reason: str,
                         retry_after: str | None = None) -> int:
         # After `stop`, a failure is the stop's (a read it cut) or beside the point.
         self._check_stopped(url)
         if attempt >= self.retries:
-            raise FetchError(f"giving up on {url} after {attempt + 1} attempts: {reason}")
+            raise FetchError(
+                f"giving up on {redact_url(url)} after {attempt + 1} attempts: {reason}")
         delay = self.backoff * (2 ** attempt)
         if retry_after:
             delay = max(delay, _parse_retry_after(retry_after))
@@ -292,7 +332,7 @@ class Client:
 
     def _check_stopped(self, url: str) -> None:
         if self._stopped.is_set():
-            raise FetchError(f"stopped before {url} was complete")
+            raise FetchError(f"stopped before {redact_url(url)} was complete")
 
     @contextlib.contextmanager
     def _interruptible(self, url: str, resp: urllib3.BaseHTTPResponse) -> Iterator[None]:
@@ -379,6 +419,19 @@ class _Connections:
         with self._lock:
             if self._pool is not None:
                 self._pool.clear()
+
+
+def _status_error(url: str, status: int, reason: str | None, *,
+                  sent_credentials: bool) -> FetchError:
+    message = f"HTTP {status} {reason or ''}".strip() + f" for {redact_url(url)}"
+    # What to do is the one thing a user can't tell from the status alone.
+    if status in (401, 403) and sent_credentials:
+        message += (": the index refused the credentials sent (from the index URL or "
+                    "~/.netrc): check the user name and token, and what they may read")
+    elif status in (401, 403):
+        message += (": the index wants credentials: give them in the index URL "
+                    "(https://USER:TOKEN@host/simple/) or in ~/.netrc")
+    return FetchError(message)
 
 
 def _parse_retry_after(value: str) -> float:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from .client import Client, parallel_map
+from .client import Client, parallel_map, redact_url
 from .errors import FetchError
 from .models import IndexFile
 
@@ -70,7 +70,8 @@ def parse_json(body: bytes, page_url: str, origin: str) -> list[IndexFile]:
             ))
     # RecursionError: absurdly deep nesting, which json gives up on.
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-        raise FetchError(f"{page_url} is not a valid PEP 691 JSON project page: {exc}") from exc
+        raise FetchError(f"{redact_url(page_url)} is not a valid PEP 691 JSON project page: "
+                         f"{exc}") from exc
     return result
 
 
@@ -92,7 +93,7 @@ def parse_html(body: bytes, page_url: str, origin: str) -> list[IndexFile]:
     try:
         return _parse_html(body, page_url, origin)
     except ValueError as exc:  # a URL urllib can't parse, e.g. "http://[::1"
-        raise FetchError(f"{page_url} is not a valid HTML project page: {exc}") from exc
+        raise FetchError(f"{redact_url(page_url)} is not a valid HTML project page: {exc}") from exc
 
 
 def _parse_html(body: bytes, page_url: str, origin: str) -> list[IndexFile]:

@@ -140,7 +140,8 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
         # The TLS context is made at the first connection: none, when all is cached.
         with Client(ssl_context=lambda: _tls_context(src.certs),
                     trusted_hosts=src.trusted_hosts, timeout=src.timeout,
-                    retries=src.retries, proxy=src.proxy) as client:
+                    retries=src.retries, proxy=src.proxy,
+                    credential_urls=(*src.index_urls, *src.find_links)) as client:
             finder = Finder(client, src.index_urls, src.find_links)
             # A transaction a killed process left behind is finished or undone first, so
             # that what is installed is known before anything is decided.

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from .client import Client, parallel_map, redact_url
+from .client import Client, parallel_map, redact_url, without_credentials
 from .errors import FetchError, NoVulnerabilityData, PolicyError
 from .index import fetch_project
 from .licenses import license_expression, license_problems
@@ -155,7 +155,9 @@ def _check_file(dist: PlannedDist, policy: UsagePolicy, pinned: bool,
 
 
 def _norm(url: str) -> str:
-    return url.rstrip("/") + "/"
+    # An index is the same index with or without credentials in its URL (the client
+    # has them from the configuration).
+    return without_credentials(url).rstrip("/") + "/"
 
 
 def _same_file(listed: IndexFile, planned: IndexFile) -> bool:
@@ -187,7 +189,7 @@ def _check_indexes(dists: Sequence[PlannedDist], policy: UsagePolicy, client: Cl
     listed = dict(zip(pairs, parallel_map(client, listing, pairs, workers=jobs), strict=True))
     found = []
     for d in todo:
-        failed = [f"{u}: {r.message}" for (n, u), r in listed.items()
+        failed = [f"{redact_url(u)}: {r.message}" for (n, u), r in listed.items()
                   if n == d.name and isinstance(r, FetchError)]
         if failed:
             found.append(f"can't check which index {d.name} comes from (fail closed): "
@@ -201,22 +203,25 @@ def _check_indexes(dists: Sequence[PlannedDist], policy: UsagePolicy, client: Cl
             if home in serving:
                 continue
             versions = sorted({v for f in files[home] if (v := f.version)})
-            found.append(f"{d.name} {d.version} ({d.file.filename}) comes from "
-                         f"{', '.join(serving) or d.file.url}, but the policy allows "
-                         f"{d.name} only from {home} ({assign}, from {policy.origin(assign)}),"
+            where = ", ".join(map(redact_url, serving)) or redact_url(d.file.url)
+            found.append(f"{d.name} {d.version} ({d.file.filename}) comes from {where}, but "
+                         f"the policy allows {d.name} only from {redact_url(home)} ({assign}, "
+                         f"from {policy.origin(assign)}),"
                          f" which has {', '.join(map(str, versions[-5:])) or 'no version of it'};"
                          " "
                          f"pin one of those, or change {assign}")
             continue
         on = [u for u in configured if files.get(u)]
         if len(on) > 1 and set(serving) != set(on):
+            suggested = without_credentials((serving or on)[0])
             found.append(
-                f"{d.name} is on several indexes ({', '.join(on)}) and they don't serve the "
-                f"same {d.file.filename}: taking the highest version from any of them is "
-                "how dependency confusion works, so with several indexes each such name "
+                f"{d.name} is on several indexes ({', '.join(map(redact_url, on))}) and they "
+                f"don't serve the same {d.file.filename}: taking the highest version from any "
+                "of them is how dependency confusion works, so with several indexes each such "
+                "name "
                 "must be assigned to one; say where it comes from: "
-                f"[tool.secinstall.policy.indexes] {d.name} = \"{(serving or on)[0]}\", or "
-                f"--policy-set {assign}={(serving or on)[0]}")
+                f"[tool.secinstall.policy.indexes] {d.name} = \"{suggested}\", or "
+                f"--policy-set {assign}={suggested}")
     return found
 
 

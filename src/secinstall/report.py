@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .client import redact_url
 
 if TYPE_CHECKING:
     from .pipeline import Outcome
@@ -30,7 +31,7 @@ def build_report(outcome: Outcome, *, weakened: list[str] | None = None) -> dict
         metadata = dict(info.metadata) if info else dict(dist.metadata or {})
         item: dict[str, Any] = {
             "download_info": {
-                "url": dist.file.url,
+                "url": redact_url(dist.file.url),
                 "archive_info": {"hash": f"sha256={fetched.sha256}",
                                  "hashes": dict(fetched.hashes)},
             },
@@ -45,7 +46,7 @@ def build_report(outcome: Outcome, *, weakened: list[str] | None = None) -> dict
                 "hash_sources": list(v.hash_sources),
                 "pinned": bool(dist.pinned),
                 "from_cache": fetched.from_cache,
-                "index": dist.file.origin,
+                "index": redact_url(dist.file.origin),
                 "via": list(dist.via),
                 "attestation": asdict(v.attestation) if v.attestation else None,
                 "attestation_note": v.attestation_note,

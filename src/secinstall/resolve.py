@@ -30,6 +30,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from .cache import Cache
+from .client import redact_text, redact_url
 from .errors import HashesRequiredError, ResolveError, SdistRefusedError, TLSError
 from .index import Finder
 from .models import IndexFile, InstallOptions, Plan, PlannedDist, UserRequirement
@@ -161,7 +162,7 @@ def _direct_file(ur: UserRequirement) -> IndexFile:
     url = ur.req.url or ""
     filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
     if not filename.endswith(".whl"):
-        raise SdistRefusedError(f"{ur.req.name} @ {url} ({ur.source}) is not a wheel; "
+        raise SdistRefusedError(f"{ur.req.name} @ {redact_url(url)} ({ur.source}) is not a wheel; "
                                 + SDIST_HINT)
     return IndexFile(filename=filename, url=url.split("#", 1)[0], hashes={}, origin=url)
 
@@ -344,7 +345,8 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
         if proc.returncode != 0:
             _raise_tls_failure(log_file)
     if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        # pip masks the credentials it prints in most places, not all.
+        lines = [redact_text(ln) for ln in proc.stderr.strip().splitlines() if ln.strip()]
         summary = next((ln for ln in reversed(lines) if ln.startswith("ERROR:")),
                        lines[-1] if lines else "no output")
         hint = ""
@@ -377,10 +379,11 @@ def _raise_tls_failure(log_file: Path) -> None:
         return
     url, reason = found.groups()
     host = urllib.parse.urlsplit(url).hostname or url
+    url = redact_url(url)
     raise TLSError(
         f"TLS verification failed for {host} (pip's resolver, reading {url}): {reason}. "
         "For a private index, give its CA bundle with --cert",
-        details=[m.group(0) for m in _SSL_PROBLEM.finditer(log)],
+        details=[redact_text(m.group(0)) for m in _SSL_PROBLEM.finditer(log)],
     )
 
 
@@ -417,7 +420,8 @@ def plan_from_report(report: Mapping[str, Any], options: InstallOptions,
         archive = info.get("archive_info")
         if archive is None:
             kind = "a directory" if "dir_info" in info else "a VCS checkout"
-            raise SdistRefusedError(f"{meta['name']} comes from {kind} ({url}); {SDIST_HINT}")
+            raise SdistRefusedError(f"{meta['name']} comes from {kind} ({redact_url(url)}); "
+                                     f"{SDIST_HINT}")
         hashes = {a: h.lower() for a, h in (archive.get("hashes") or {}).items()}
         if not hashes and archive.get("hash"):
             algo, _, digest = archive["hash"].partition("=")

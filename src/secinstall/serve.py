@@ -111,7 +111,8 @@ class VerifyingIndex:
         self.log = log
         self.client = Client(ssl_context=tls.create_context(src.certs),
                              trusted_hosts=src.trusted_hosts, timeout=src.timeout,
-                             retries=src.retries, proxy=src.proxy)
+                             retries=src.retries, proxy=src.proxy,
+                             credential_urls=(*src.index_urls, *src.find_links))
         self.finder = Finder(self.client, src.index_urls, src.find_links)
         self.cache = Cache(None if settings.no_cache
                            else settings.cache_dir or default_cache_dir())

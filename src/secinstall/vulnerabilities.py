@@ -224,7 +224,7 @@ def from_json_api(client: Client, url: str) -> list[Advisory]:
         data = json.loads(resp.body)
         return parse_json_api(data, url)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise FetchError(f"{url} is not a valid JSON API answer: {exc}") from exc
+        raise FetchError(f"{redact_url(url)} is not a valid JSON API answer: {exc}") from exc
 
 
 def first_few(items: Sequence[str], limit: int = 5) -> str:
@@ -259,7 +259,7 @@ def look_up(queries: Sequence[Query], *, client: Client | None, db: OsvDatabase 
             except NoVulnerabilityData as exc:
                 problems.append(exc)
             except FetchError as exc:
-                problems.append(FetchError(f"{url}: {exc.message}"))
+                problems.append(FetchError(f"{redact_url(url)}: {exc.message}"))
         return query, merge(found), problems
 
     return parallel_map(client, one, queries, workers=jobs)

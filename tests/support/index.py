@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import html
@@ -48,6 +49,7 @@ class _File:
     yanked: str | None
     upload_time: str | None
     requires_python: str | None
+    base: str | None  # where the file is listed as hosted: another server's base URL
 
 
 @dataclass
@@ -148,12 +150,19 @@ class _Handler(BaseHTTPRequestHandler):
         with index._lock:
             index._requests.append(path)
             index._request_times.append((time.monotonic(), path))
+            authorization = self.headers.get("Authorization")
+            index._authorizations.append((path, authorization))
+            refused = index.require_auth is not None and authorization != _basic(
+                *index.require_auth)
             fault = next((f for f in index._faults if f.times and path.endswith(f.suffix)), None)
             if fault is not None:
                 fault.times -= 1
             files = sorted(index._files.values(), key=lambda f: f.path.name)
         self._action = fault.action if fault is not None else None
-        if fault is not None and fault.action is None:
+        if refused:
+            self._send(401, b"credentials needed\n", "text/plain",
+                       {"WWW-Authenticate": 'Basic realm="test index"'})
+        elif fault is not None and fault.action is None:
             self._send(fault.status, b"injected fault\n", "text/plain")
         elif path.startswith("/files/"):
             self._serve_file(unquote(path.removeprefix("/files/")), files)
@@ -226,6 +235,9 @@ class LocalIndex:
         self._requests: list[str] = []
         self._request_times: list[tuple[float, str]] = []
         self._faults: list[_Fault] = []
+        self._authorizations: list[tuple[str, str | None]] = []
+        #: (user, password) every request must give as HTTP Basic auth, else 401.
+        self.require_auth: tuple[str, str] | None = None
         #: Set by stop(), so that a misbehaviour stalling an answer lets go.
         self.closing = threading.Event()
         self._server: _Server | None = None
@@ -282,6 +294,12 @@ class LocalIndex:
         with self._lock:
             return list(self._request_times)
 
+    @property
+    def authorizations(self) -> list[tuple[str, str | None]]:
+        """(path, its Authorization header or None) of each request so far, in order."""
+        with self._lock:
+            return list(self._authorizations)
+
     def fail_next(self, path_suffix: str, status: int, times: int = 1) -> None:
         """Answer `status` to the next `times` requests whose path ends with `path_suffix`."""
         with self._lock:
@@ -303,12 +321,14 @@ class LocalIndex:
         serve_bytes: bytes | None = None,
         listed_sha256: str | None = None,
         requires_python: str | None = None,
+        hosted_at: LocalIndex | None = None,
     ) -> str:
         """Publish a wheel or sdist (a copy, taken now) and return its URL.
 
         `yanked=""` yanks without a reason. The listing shows the sha256 and size of `path`
         (or `listed_sha256`), while `serve_bytes`, if given, is what a download returns.
-        Adding a file name again replaces the earlier entry.
+        Adding a file name again replaces the earlier entry. With `hosted_at`, the listing
+        points at that index (another origin), which must serve the file too.
         """
         if path.name.endswith(".whl"):
             project, version, _, _ = parse_wheel_filename(path.name)
@@ -329,6 +349,7 @@ class LocalIndex:
             yanked=yanked,
             upload_time=upload_time,
             requires_python=requires_python,
+            base=hosted_at.base_url if hosted_at is not None else None,
         )
         with self._lock:
             self._files[path.name] = entry
@@ -336,7 +357,11 @@ class LocalIndex:
 
 
 def _file_url(base: str, entry: _File) -> str:
-    return f"{base}/files/{quote(entry.path.name)}"
+    return f"{entry.base or base}/files/{quote(entry.path.name)}"
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def _root_json(projects: list[str]) -> bytes:

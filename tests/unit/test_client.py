@@ -5,6 +5,7 @@ The local HTTPS index is the network; its `misbehave` faults play the broken ser
 
 from __future__ import annotations
 
+import base64
 import gc
 import json
 import signal
@@ -21,7 +22,7 @@ from tests.support import faults
 from tests.support.index import JSON_TYPE, LocalIndex, Misbehaviour
 from tests.support.wheels import WheelMaker
 
-from secinstall.client import Client, parallel_map
+from secinstall.client import Client, parallel_map, redact_text, without_credentials
 from secinstall.errors import FetchError, TLSError
 from secinstall.tls import create_context
 
@@ -378,3 +379,64 @@ def test_file_url_download_has_the_same_size_limit(tmp_path: Path) -> None:
     with Client(ssl_context=create_context()) as client, \
             pytest.raises(FetchError, match="larger than the limit of 1000 bytes"):
         client.download(big.as_uri(), lambda _c: None, lambda: None, max_bytes=1000)
+
+
+# -- credentials ----------------------------------------------------------------------------
+
+
+def test_401_names_the_url_without_its_credentials_and_says_what_to_do(
+    client: Client, index: LocalIndex
+) -> None:
+    index.require_auth = ("user", "right")
+    with pytest.raises(FetchError) as info:
+        client.get(index.url + "x/")
+    assert info.value.message == (
+        f"HTTP 401 Unauthorized for {index.url}x/: the index wants credentials: give them "
+        "in the index URL (https://USER:TOKEN@host/simple/) or in ~/.netrc")
+    url = index.url.replace("https://", "https://user:wr0ng-t0ken@") + "x/"
+    with pytest.raises(FetchError) as info:
+        client.get(url)
+    assert "wr0ng-t0ken" not in info.value.message
+    assert info.value.message.startswith(
+        f"HTTP 401 Unauthorized for {index.url}x/: the index refused the credentials sent")
+
+
+def test_redact_text_masks_every_url_with_credentials() -> None:
+    text = ("Looking in indexes: https://u:t0k@a.example/simple/, https://b.example/simple/ "
+            "and file from http://t0k@c.example:8080/x.whl")
+    assert redact_text(text) == (
+        "Looking in indexes: https://****@a.example/simple/, https://b.example/simple/ "
+        "and file from http://****@c.example:8080/x.whl")
+    assert without_credentials("https://u:t0k@a.example:1/s/?q#f") == "https://a.example:1/s/?q#f"
+
+
+def test_url_credentials_go_as_basic_auth_and_follow_a_redirect_on_the_same_origin(
+    client: Client, index: LocalIndex, make_wheel: WheelMaker
+) -> None:
+    index.add(make_wheel("demo-pkg", "1.0"))
+    index.require_auth = ("us er", "p@ss:w/rd")
+    resp = client.get(index.url.replace("https://", "https://us%20er:p%40ss%3Aw%2Frd@")
+                      + "Demo.Pkg/")
+    assert resp.status == 200
+    assert resp.url == index.url + "demo-pkg/"  # as it went on the wire: no userinfo
+    header = "Basic " + base64.b64encode(b"us er:p@ss:w/rd").decode()
+    assert index.authorizations == [("/simple/Demo.Pkg/", header),
+                                    ("/simple/demo-pkg/", header)]
+
+
+def test_configured_credentials_hold_for_their_origin_only(
+    ca_file: Path, index: LocalIndex, make_wheel: WheelMaker, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A netrc `default` entry would go to every host: it is not used.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login anyone password anything\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    url = index.add(make_wheel("demo", "1.0"))
+    elsewhere = url.replace("127.0.0.1", "localhost")  # another origin, same server
+    configured = index.url.replace("https://", "https://u:t@")
+    with Client(ssl_context=create_context([ca_file]), credential_urls=[configured]) as client:
+        _download(client, url)
+        _download(client, elsewhere)
+    assert [h for _, h in index.authorizations] == [
+        "Basic " + base64.b64encode(b"u:t").decode(), None]

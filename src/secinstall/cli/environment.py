@@ -105,7 +105,8 @@ def _cmd_audit(args: argparse.Namespace, out: Output) -> int:
     for problem in unread:
         out.debug("SBOM fragment(s) not read, so what they record counts as installed by "
                   f"another tool: {problem}")
-    with Client(ssl_context=tls.create_context(args.cert)) as client:
+    with Client(ssl_context=tls.create_context(args.cert),
+                credential_urls=policy.vulnerability_indexes) as client:
         result = audit(installed, client=client, osv_dir=policy.osv_dir,
                        api_indexes=policy.vulnerability_indexes, recorded=recorded,
                        ignore=policy.vulnerabilities_ignore)

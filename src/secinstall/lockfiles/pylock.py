@@ -30,6 +30,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, parse_tag
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 
+from ..client import without_credentials
 from ..errors import ConfigError, RequirementsError, ResolveError, SdistRefusedError
 from ..files import write_file
 from ..models import AttestationEvidence, IndexFile, Plan, PlannedDist, Publisher
@@ -328,8 +329,9 @@ def pylock_text(outcome: Outcome, *, requires_python: str | None = None,
         if deps:
             entry["dependencies"] = [{"name": n} for n in deps]
         if dist.file.origin in indexes:
-            entry["index"] = dist.file.origin
-        wheel: dict[str, Any] = {"name": dist.file.filename, "url": dist.file.url,
+            entry["index"] = without_credentials(dist.file.origin)
+        wheel: dict[str, Any] = {"name": dist.file.filename,
+                                 "url": without_credentials(dist.file.url),
                                  "size": fetched.size}
         uploaded = _parse_time(dist.file.upload_time)
         if uploaded is not None:

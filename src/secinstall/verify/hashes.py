@@ -3,6 +3,7 @@ user's pins (requirements, constraints) and, in hash-checking mode, insist on a 
 
 from __future__ import annotations
 
+from ..client import redact_url
 from ..errors import HashMismatchError
 from ..models import FetchedFile
 
@@ -19,7 +20,8 @@ def check_hashes(fetched: FetchedFile, *, require_pin: bool) -> tuple[str, ...]:
             dist.file.hashes_from, "the index")
         raise HashMismatchError(
             f"{name} does not match the hash {who} gives for it: {who} says "
-            f"{algo}:{want}, the downloaded file has {algo}:{got[algo]} (from {dist.file.url})",
+            f"{algo}:{want}, the downloaded file has {algo}:{got[algo]} "
+            f"(from {redact_url(dist.file.url)})",
         )
     if any(a in got for a in dist.file.hashes):
         # A hash only pip's report gave may be one pip computed itself (a link with no
