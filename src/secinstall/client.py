@@ -222,7 +222,10 @@ class Client:
         while True:
             self._check_stopped(url)
             self._check_scheme(url)
-            headers = {"Accept": accept} if accept else {}
+            # Per-request headers replace the pool's, User-Agent included: given each time.
+            headers = {"User-Agent": USER_AGENT}
+            if accept:
+                headers["Accept"] = accept
             if authorization is not None:
                 headers["Authorization"] = authorization
             pool = self._connections.pool()
@@ -405,7 +408,6 @@ class _Connections:
                 common: dict[str, object] = {
                     "ssl_context": context,
                     "maxsize": self._size,
-                    "headers": {"User-Agent": USER_AGENT},
                 }
                 proxy = self._proxy or getproxies().get("https")
                 self._pool = (

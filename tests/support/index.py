@@ -152,6 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
             index._request_times.append((time.monotonic(), path))
             authorization = self.headers.get("Authorization")
             index._authorizations.append((path, authorization))
+            index._user_agents.append(self.headers.get("User-Agent"))
             refused = index.require_auth is not None and authorization != _basic(
                 *index.require_auth)
             fault = next((f for f in index._faults if f.times and path.endswith(f.suffix)), None)
@@ -236,6 +237,7 @@ class LocalIndex:
         self._request_times: list[tuple[float, str]] = []
         self._faults: list[_Fault] = []
         self._authorizations: list[tuple[str, str | None]] = []
+        self._user_agents: list[str | None] = []
         #: (user, password) every request must give as HTTP Basic auth, else 401.
         self.require_auth: tuple[str, str] | None = None
         #: Set by stop(), so that a misbehaviour stalling an answer lets go.
@@ -299,6 +301,12 @@ class LocalIndex:
         """(path, its Authorization header or None) of each request so far, in order."""
         with self._lock:
             return list(self._authorizations)
+
+    @property
+    def user_agents(self) -> list[str | None]:
+        """The User-Agent header of each request so far, in order."""
+        with self._lock:
+            return list(self._user_agents)
 
     def fail_next(self, path_suffix: str, status: int, times: int = 1) -> None:
         """Answer `status` to the next `times` requests whose path ends with `path_suffix`."""

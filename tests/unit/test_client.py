@@ -22,7 +22,13 @@ from tests.support import faults
 from tests.support.index import JSON_TYPE, LocalIndex, Misbehaviour
 from tests.support.wheels import WheelMaker
 
-from secinstall.client import Client, parallel_map, redact_text, without_credentials
+from secinstall.client import (
+    USER_AGENT,
+    Client,
+    parallel_map,
+    redact_text,
+    without_credentials,
+)
 from secinstall.errors import FetchError, TLSError
 from secinstall.tls import create_context
 
@@ -422,6 +428,19 @@ def test_url_credentials_go_as_basic_auth_and_follow_a_redirect_on_the_same_orig
     header = "Basic " + base64.b64encode(b"us er:p@ss:w/rd").decode()
     assert index.authorizations == [("/simple/Demo.Pkg/", header),
                                     ("/simple/demo-pkg/", header)]
+
+
+def test_every_request_says_it_is_secinstall(
+    client: Client, index: LocalIndex, make_wheel: WheelMaker
+) -> None:
+    # Indexes (PyPI among them) tell installers apart by User-Agent, for statistics and
+    # to reach whoever runs a misbehaving client; the Accept header must not replace it.
+    wheel = make_wheel("demo-pkg", "1.0")
+    index.add(wheel)
+    client.get(index.url + "demo-pkg/", accept="application/vnd.pypi.simple.v1+json")
+    client.download(f"{index.base_url}/files/{wheel.name}", lambda _chunk: None,
+                    lambda: None, max_bytes=10**6)
+    assert index.user_agents == [USER_AGENT, USER_AGENT]
 
 
 def test_configured_credentials_hold_for_their_origin_only(
