@@ -266,14 +266,8 @@ def pip_command(options: InstallOptions, target: Target, req_file: Path,
             "-r", str(req_file)]
     if constraint_file:
         cmd += ["-c", str(constraint_file)]
-    if src.no_index:
-        cmd.append("--no-index")
-    else:
-        cmd += ["--index-url", src.index_url]
-        for url in src.extra_index_urls:
-            cmd += ["--extra-index-url", url]
-    for link in src.find_links:
-        cmd += ["--find-links", link]
+    # The index URLs are in `req_file` (`source_lines`): not here, where any local user
+    # could read a token in them (ps, /proc/PID/cmdline) while pip runs.
     for host in src.trusted_hosts:
         cmd += ["--trusted-host", host]
     if cert_file:
@@ -289,6 +283,19 @@ def pip_command(options: InstallOptions, target: Target, req_file: Path,
         if on:
             cmd.append(flag)
     return cmd
+
+
+def source_lines(options: InstallOptions) -> list[str]:
+    """Where pip's resolver looks, as requirements-file lines (pip reads these options
+    there too): written to a file only this user can read, they keep the credentials an
+    index URL may carry off pip's command line."""
+    import shlex  # pip splits an option line as a shell would
+
+    src = options.sources
+    lines = (["--no-index"] if src.no_index else
+             [f"--index-url {shlex.quote(src.index_url)}",
+              *(f"--extra-index-url {shlex.quote(url)}" for url in src.extra_index_urls)])
+    return lines + [f"--find-links {shlex.quote(link)}" for link in src.find_links]
 
 
 def _pip_environment() -> dict[str, str]:
@@ -316,8 +323,10 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
         )
     with tempfile.TemporaryDirectory(prefix="secinstall-resolve-") as tmp:
         req_file = Path(tmp, "requirements.txt")
-        req_file.write_text("".join(f"{ur.req}\n" for ur in options.requirements),
-                            encoding="utf-8")
+        # In a directory only this user can read (mkdtemp makes it 0700).
+        req_file.write_text("".join(f"{line}\n" for line in [
+            *source_lines(options), *(str(ur.req) for ur in options.requirements)]),
+            encoding="utf-8")
         constraint_file = None
         if options.constraints:
             constraint_file = Path(tmp, "constraints.txt")

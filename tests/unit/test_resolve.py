@@ -16,13 +16,22 @@ from tests.support.wheels import WheelMaker
 from secinstall.client import Client
 from secinstall.errors import HashesRequiredError, ResolveError, SdistRefusedError
 from secinstall.index import Finder
-from secinstall.models import IndexFile, InstallOptions, Plan, PlannedDist, UserRequirement
+from secinstall.models import (
+    IndexFile,
+    InstallOptions,
+    Plan,
+    PlannedDist,
+    Sources,
+    UserRequirement,
+)
 from secinstall.resolve import (
     choose_file,
     is_fully_pinned,
     missing_dependencies,
+    pip_command,
     plan_from_report,
     resolve_pinned,
+    source_lines,
 )
 from secinstall.target import Target, resolve_target
 from secinstall.tls import create_context
@@ -366,3 +375,22 @@ def test_missing_dependencies_invalid_requirement_names_the_dist(target: Target)
         missing_dependencies(plan, {canonicalize_name("app"): ["lib >= = 2"]}, target)
     assert "app==1.0" in info.value.message
     assert "lib >= = 2" in info.value.message
+
+
+def test_index_credentials_stay_off_pips_command_line(target: Target, tmp_path: Path) -> None:
+    # Any local user can read a process's command line (ps, /proc/PID/cmdline) while pip
+    # resolves: the index URLs go in the requirements file, which only we can read.
+    options = InstallOptions(requirements=(_ur("app"),), sources=Sources(
+        index_url="https://ci:t0ken@pkgs.example/simple/",
+        extra_index_urls=("https://ci:t0ken@more.example/simple/",),
+        find_links=("/srv/wheel house",)))
+
+    cmd = pip_command(options, target, tmp_path / "r.txt", None, None)
+
+    assert not any("t0ken" in arg or "example" in arg for arg in cmd)
+    assert source_lines(options) == [
+        "--index-url https://ci:t0ken@pkgs.example/simple/",
+        "--extra-index-url https://ci:t0ken@more.example/simple/",
+        "--find-links '/srv/wheel house'"]
+    assert source_lines(InstallOptions(requirements=(), sources=Sources(no_index=True))) \
+        == ["--no-index"]
