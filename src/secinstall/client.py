@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from . import __version__
-from .credentials import Credentials, origin
+from .credentials import Credentials, origin, split_credentials
 from .errors import FetchError, TLSError
 
 if TYPE_CHECKING:
@@ -66,10 +66,7 @@ def redact_url(url: str) -> str:
 def without_credentials(url: str) -> str:
     """`url` with no userinfo at all, for what is written to be used again (a lock file):
     the credentials come from the index configuration or ~/.netrc when it is used."""
-    parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return split_credentials(url)[0]
 
 
 #: Where a URL with credentials may appear in free text (another program's output).

@@ -61,7 +61,7 @@ class Credentials:
             _, pair = split_credentials(url)
             if pair is not None:
                 self._by_origin.setdefault(origin(url), pair)
-        self._netrc: dict[str, Pair | None] | None = None  # host -> credentials, read once
+        self._netrc: dict[str, Pair] | None = None  # host -> credentials, read once
 
     def authorize(self, url: str) -> tuple[str, str | None]:
         """`url` as it goes on the wire (no userinfo) and its `Authorization` header, if
@@ -80,7 +80,7 @@ class Credentials:
         return self._netrc.get(host)
 
 
-def _read_netrc() -> dict[str, Pair | None]:
+def _read_netrc() -> dict[str, Pair]:
     """Each host's credentials in the user's netrc file; none if it is missing or can't be
     parsed (as requests does for pip: a run that needs them fails with a 401 that points
     here). Its `default` entry is not used: it would go to every host, PyPI included."""
@@ -91,7 +91,7 @@ def _read_netrc() -> dict[str, Pair | None]:
         parsed = netrc.netrc(path)
     except (OSError, netrc.NetrcParseError):
         return {}
-    found: dict[str, Pair | None] = {}
+    found: dict[str, Pair] = {}
     for host, (login, _account, password) in parsed.hosts.items():
         if login or password:
             found[host.lower()] = (login or "", password or "")

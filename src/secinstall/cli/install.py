@@ -72,11 +72,12 @@ def attestation_summary(verified: Sequence[Any], out: Output) -> None:
                       f"trust root {a.trust_root}")
     missing = [v for v in verified if v.attestation is None and v.attestation_note]
     if missing and missing[0].attestation_note != "attestations not checked (--attestations off)":
+        from ..vulnerabilities import first_few
+
         names = [v.fetched.path.name for v in missing]
-        shown = names if out.verbosity >= 1 or len(names) <= 5 else [
-            *names[:5], f"and {len(names) - 5} more (-v lists them)"]
+        shown = ", ".join(names) if out.verbosity >= 1 else first_few(names)
         out.warn(f"{len(missing)} file(s) have no PEP 740 provenance, so their publisher is "
-                 f"unverified: {', '.join(shown)} (--attestations require refuses such files)")
+                 f"unverified: {shown} (--attestations require refuses such files)")
 
 
 def _cmd_install(args: argparse.Namespace, out: Output) -> int:
