@@ -3,18 +3,20 @@
 cyclonedx-python-lib takes longer to import, and then to build and write a fragment, than
 a warm install takes to link every file; in a thread it would also hold the GIL that the
 linking needs. So `install` starts the process first thing (and closes it if there is
-nothing to install): it imports cyclonedx while secinstall starts, reads the bundled SBOMs
-of each wheel as soon as it is verified, gets the install's facts when they are known
-(before anything is written), and builds the fragment while the files are linked.
+nothing to install): it imports cyclonedx while secinstall starts, makes each
+distribution's part as soon as its wheel is verified, gets the install's facts when they
+are known (before anything is written), and writes the fragment while the files are linked.
 
-It is only a faster way to the same text (`sbom.fragment_json`): if the process can't be
+Each distribution's part (`sbom.part`: its component, with licences, evidence and bundled
+SBOMs) is made as soon as its wheel is verified, so that only the document is left to do
+once the install's facts are known. It is only a faster way to the same text
+(`sbom.fragment_json`): if the process can't be
 started, fails or says nothing, `sbom.write_fragment` builds the fragment in this process.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib.util
 import json
 import pickle  # nosec B403 - our own objects, to our own child process, through a pipe
@@ -27,6 +29,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .models import VerifiedDist
     from .pipeline import Outcome
     from .unpack import Unpacked
 
@@ -47,10 +50,10 @@ _CHILD = ("import json, os, sys\n"
 
 
 class FragmentBuilder:
-    """`tree` each verified wheel's tree as soon as it is (its bundled SBOMs are read
-    meanwhile), `send` the install's facts once they are known, then `result` (None:
-    build it yourself). `close` stops the process if it is still there. Thread-safe;
-    nothing here waits for the child but `result`."""
+    """`verified` each wheel as soon as it is (its part is made meanwhile), `send` the
+    install's facts once they are known, then `result` (None: build it yourself).
+    `close` stops the process if it is still there. Thread-safe; nothing here waits for
+    the child but `result`."""
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
@@ -71,14 +74,22 @@ class FragmentBuilder:
         self._writer = threading.Thread(target=self._write, args=(self._proc,), daemon=True)
         self._writer.start()
 
-    def tree(self, unpacked: Unpacked) -> None:
-        """`unpacked` has been verified: its bundled SBOMs can be read."""
-        self._messages.put(("bundled", unpacked.fetched.dist.name,
-                            unpacked.root / unpacked.info.dist_info_dir))
+    def verified(self, v: VerifiedDist, tree: Unpacked) -> None:
+        """`v` has been verified, and unpacked into `tree`: its part can be made. Its long
+        description stays here: the fragment doesn't use it, and it is most of the bytes."""
+        info = tree.info
+        meta = {k: value for k, value in info.metadata.items() if k != "description"}
+        self._messages.put(("dist", v, meta, info.requires_dist,
+                            tree.root / info.dist_info_dir))
 
     def send(self, outcome: Outcome, *, indexes: Sequence[str],
              weakened: Sequence[str]) -> None:
-        self._messages.put(("build", _slim(outcome), list(indexes), list(weakened)))
+        from .sbom import Install
+
+        removed = outcome.result.removed if outcome.result is not None else ()
+        self._messages.put(("build", [v.dist.name for v in outcome.verified], Install(
+            outcome.target, list(indexes), list(weakened), outcome.plan.resolver,
+            list(removed))))
 
     def _write(self, proc: subprocess.Popen[bytes]) -> None:
         stdin = proc.stdin
@@ -141,33 +152,24 @@ class FragmentBuilder:
         proc.wait()
 
 
-def _slim(outcome: Outcome) -> Outcome:
-    """`outcome` without what the fragment doesn't use and takes most of the bytes to
-    send: the wheels' member lists and long descriptions."""
-    info = {name: dataclasses.replace(i, members=(), metadata={
-                k: v for k, v in i.metadata.items() if k != "description"})
-            for name, i in outcome.wheel_info.items()}
-    trees = [dataclasses.replace(u, info=info.get(u.fetched.dist.name, u.info))
-             for u in outcome.unpacked]
-    return dataclasses.replace(outcome, wheel_info=info, unpacked=trees)
-
-
 def serve() -> None:
-    """The child: cyclonedx imported while the parent verifies, each tree's bundled SBOMs
-    read as it comes, then one fragment."""
+    """The child: cyclonedx imported while the parent verifies, each distribution's part
+    made as it comes, then the document. A part missing for a distribution (it can't be)
+    is a KeyError: the parent builds the fragment itself."""
     import cyclonedx.model.bom
     import cyclonedx.output.json  # noqa: F401
 
     from .component import bundled
-    from .sbom import _fragment_text
+    from .sbom import fragment_document, part
 
-    read = {}
+    parts = {}
     while True:
         message = pickle.load(sys.stdin.buffer)  # noqa: S301  # nosec B301 - our parent's data, through a pipe
-        if message[0] == "bundled":
-            read[message[1]] = bundled(message[2])
+        if message[0] == "dist":
+            _, v, meta, requires, dist_info = message
+            parts[v.dist.name] = part(v, meta, requires, bundled(dist_info))
             continue
-        _, outcome, indexes, weakened = message
-        text, when = _fragment_text(outcome, indexes=indexes, weakened=weakened, bundled=read)
+        _, names, install = message
+        text, when = fragment_document([parts[name] for name in names], install)
         json.dump({"text": text, "when": when.isoformat()}, sys.stdout)
         return

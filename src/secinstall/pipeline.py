@@ -228,7 +228,7 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
         if bytecode is not None:
             bytecode.add(tree)
         if fragment is not None:
-            fragment.tree(tree)
+            fragment.verified(verified, tree)
         return verified, info, tree
 
     checked = fetch_each(client, cache, todo, check, jobs=options.jobs,
@@ -299,10 +299,12 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log,
                 if outcome.verified:
                     from .sbom import write_fragment
 
+                    built = fragment.result() if fragment is not None else None
+                    if fragment is not None and built is None:
+                        log("the SBOM fragment's process didn't make it; building it here")
                     outcome.sbom = write_fragment(
                         txn, outcome, indexes=options.sources.index_urls,
-                        weakened=options.weakenings,
-                        built=fragment.result() if fragment is not None else None)
+                        weakened=options.weakenings, built=built)
                 txn.commit()
         except SecinstallError as exc:
             # Said only now that the transaction's undo has run.

@@ -21,7 +21,6 @@ from . import __version__
 from .client import redact_url
 from .component import Bundled, add_bundled, add_props, add_refs, bundled, component
 from .errors import ConfigError, InstallError
-from .install import find_installed, same_version
 from .models import IndexFile, InstalledDist, VerifiedDist
 from .target import Target
 from .transaction import Transaction
@@ -84,72 +83,97 @@ def fragment_json(outcome: Outcome, *, indexes: Sequence[str],
     return _fragment_text(outcome, indexes=indexes, weakened=weakened)[0]
 
 
-def _fragment_text(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[str],
-                   bundled: Mapping[NormalizedName, Bundled] | None = None,
-                   ) -> tuple[str, datetime]:
-    """`fragment_json`, and the fragment's timestamp. Written without indentation: json's
-    C encoder is not used for indented output, and a bundled SBOM can hold tens of
-    thousands of values."""
-    bom, nested = _fragment(outcome, indexes=indexes, weakened=weakened, read=bundled or {})
-    return _nest(_dumps(bom, indent=None), nested), bom.metadata.timestamp
+@dataclass
+class Part:
+    """One installed distribution's part of a fragment: its component, the components
+    of the SBOMs it bundles (as JSON, nested in it when the document is written), and
+    what it requires (for the dependency graph)."""
+
+    name: NormalizedName
+    component: Component
+    nested: list[Any]
+    requires: Sequence[str]
+    extras: Iterable[str]
 
 
-def _fragment(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[str] = (),
-              read: Mapping[NormalizedName, Bundled],
-              ) -> tuple[Bom, dict[str, list[Any]]]:
-    """The fragment's BOM, and the components of each distribution's bundled SBOMs (as
-    JSON, by the bom-ref of the component they nest in); `read`: those already read."""
+@dataclass(frozen=True)
+class Install:
+    """What a fragment says of the install as a whole."""
+
+    target: Target
+    indexes: Sequence[str]
+    weakened: Sequence[str]
+    resolver: str
+    removed: Sequence[InstalledDist]
+
+
+def part(v: VerifiedDist, meta: Mapping[str, Any], requires: Sequence[str],
+         found: Bundled) -> Part:
+    """`v`'s part, from its core metadata and its bundled SBOMs (`component.bundled`)."""
     from cyclonedx.model import HashAlgorithm, HashType
-    from cyclonedx.model.bom import Bom
 
-    target = outcome.target
-    installed = find_installed(target)
+    dist = v.dist
+    comp = component(meta, dist.name, dist.version, file_name=dist.file.filename)
+    comp.hashes.add(HashType(alg=HashAlgorithm.SHA_256, content=v.fetched.sha256))
+    add_refs(comp, [("distribution", redact_url(dist.file.url), None)])
+    add_props(comp, _evidence(v))
+    if v.attestation is not None and v.attestation.publisher is not None:
+        publisher = v.attestation.publisher
+        if publisher.kind in _PUBLISHER_HOSTS:
+            add_refs(comp, [("vcs", _PUBLISHER_HOSTS[publisher.kind] + publisher.repository,
+                              "source repository of the verified Trusted Publisher")])
+    add_props(comp, found[1])
+    return Part(dist.name, comp, found[0], requires, dist.requested_extras)
+
+
+def _fragment_text(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequence[str],
+                   ) -> tuple[str, datetime]:
+    """`fragment_json`, and the fragment's timestamp."""
+    from .install import find_installed, same_version
+
+    installed = find_installed(outcome.target)
     trees = {u.fetched.dist.name: u for u in outcome.unpacked}
-    components: dict[NormalizedName, Component] = {}
-    nested: dict[str, list[Any]] = {}
-    requires: dict[NormalizedName, Sequence[str]] = {}
-    extras: dict[NormalizedName, Iterable[str]] = {}
+    parts = []
     for v in outcome.verified:
         dist = v.dist
         info = outcome.wheel_info.get(dist.name)
-        meta = dict(info.metadata) if info is not None else dict(dist.metadata or {})
-        comp = component(meta, dist.name, dist.version, file_name=dist.file.filename)
-        comp.hashes.add(HashType(alg=HashAlgorithm.SHA_256, content=v.fetched.sha256))
-        add_refs(comp, [("distribution", redact_url(dist.file.url), None)])
-        add_props(comp, _evidence(v))
-        if v.attestation is not None and v.attestation.publisher is not None:
-            publisher = v.attestation.publisher
-            if publisher.kind in _PUBLISHER_HOSTS:
-                add_refs(comp, [("vcs", _PUBLISHER_HOSTS[publisher.kind] + publisher.repository,
-                                  "source repository of the verified Trusted Publisher")])
+        meta = info.metadata if info is not None else dict(dist.metadata or {})
+        requires = meta.get("requires_dist") or (info.requires_dist if info else ())
         tree = trees.get(dist.name)
         have = installed.get(dist.name)
-        if dist.name in read:
-            found = read[dist.name]  # from the tree, while the others were verified
-        elif tree is not None:
+        if tree is not None:
             found = bundled(tree.root / tree.info.dist_info_dir)
         elif have is not None and same_version(have.version, dist.version):
             found = bundled(have.dist_info)
         else:
             found = ([], [])
-        if found[0]:
-            nested[str(comp.bom_ref.value)] = found[0]
-        add_props(comp, found[1])
-        components[dist.name] = comp
-        requires[dist.name] = meta.get("requires_dist") or (info.requires_dist if info else ())
-        extras[dist.name] = dist.requested_extras
+        parts.append(part(v, meta, requires, found))
+    removed = outcome.result.removed if outcome.result is not None else ()
+    return fragment_document(parts, Install(outcome.target, indexes, weakened,
+                                            outcome.plan.resolver, removed))
 
+
+def fragment_document(parts: Sequence[Part], install: Install) -> tuple[str, datetime]:
+    """The fragment's text, and its timestamp. Written without indentation: json's C
+    encoder is not used for indented output, and a bundled SBOM can hold tens of
+    thousands of values."""
+    from cyclonedx.model.bom import Bom
+
+    target = install.target
+    components = {p.name: p.component for p in parts}
     bom = Bom(components=components.values())
     bom.metadata.timestamp = datetime.now(timezone.utc)
     props = _target_props(target)
-    props += [("secinstall:index-url", redact_url(url)) for url in indexes]
-    props.append(("secinstall:resolver", outcome.plan.resolver))
-    if outcome.result is not None:
-        props += [("secinstall:removed", f"{d.name}=={d.version}") for d in outcome.result.removed]
-    props += [("secinstall:weakened", w) for w in weakened]
+    props += [("secinstall:index-url", redact_url(url)) for url in install.indexes]
+    props.append(("secinstall:resolver", install.resolver))
+    props += [("secinstall:removed", f"{d.name}=={d.version}") for d in install.removed]
+    props += [("secinstall:weakened", w) for w in install.weakened]
     _start(bom, props)
+    requires = {p.name: p.requires for p in parts}
+    extras = {p.name: p.extras for p in parts}
     _register(bom, components, dependency_edges(requires, extras, target.markers))
-    return bom, nested
+    nested = {str(p.component.bom_ref.value): p.nested for p in parts if p.nested}
+    return _nest(_dumps(bom, indent=None), nested), bom.metadata.timestamp
 
 
 def _nest(text: str, nested: Mapping[str, list[Any]]) -> str:
@@ -238,6 +262,8 @@ def environment_sbom(target: Target, *, fmt: str = "cyclonedx-json") -> str:
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom
 
+    from .install import find_installed
+
     recorded, problems = _read_fragments(target.state_dir / SBOM_DIR)
     components: dict[NormalizedName, Component] = {}
     requires: dict[NormalizedName, Sequence[str]] = {}
@@ -279,6 +305,8 @@ def _current(recorded: Mapping[NormalizedName, _Recorded],
              have: InstalledDist) -> _Recorded | None:
     """The fragments' record of `have` if it is what is installed now: installed by
     secinstall, in that version (not replaced by another tool since)."""
+    from .install import same_version
+
     rec = recorded.get(have.name)
     if (rec is not None and have.installer == "secinstall"
             and same_version(str(rec.component.version), have.version)):

@@ -29,15 +29,21 @@ BUNDLED = {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
 
 
 def with_tree(tmp_path: Path, result: Outcome) -> Outcome:
-    """`result` whose first wheel has an unpacked tree that bundles a PEP 770 SBOM."""
-    v = result.verified[0]
-    info = dataclasses.replace(result.wheel_info[v.dist.name], dist_info_dir="demo-1.0.dist-info")
-    root = tmp_path / "tree"
-    sboms = root / info.dist_info_dir / "sboms"
-    sboms.mkdir(parents=True)
-    (sboms / "zlib.cdx.json").write_text(json.dumps(BUNDLED), encoding="utf-8")
-    return dataclasses.replace(result, wheel_info={**result.wheel_info, v.dist.name: info},
-                               unpacked=[Unpacked(v.fetched, info, root, {})])
+    """`result` with an unpacked tree for each wheel; the first one's bundles a PEP 770
+    SBOM."""
+    infos, trees = dict(result.wheel_info), []
+    for n, v in enumerate(result.verified):
+        info = dataclasses.replace(infos[v.dist.name],
+                                   dist_info_dir=f"{v.dist.name}-{v.dist.version}.dist-info")
+        root = tmp_path / f"tree-{n}"
+        (root / info.dist_info_dir).mkdir(parents=True)
+        if n == 0:
+            sboms = root / info.dist_info_dir / "sboms"
+            sboms.mkdir()
+            (sboms / "zlib.cdx.json").write_text(json.dumps(BUNDLED), encoding="utf-8")
+        infos[v.dist.name] = info
+        trees.append(Unpacked(v.fetched, info, root, {}))
+    return dataclasses.replace(result, wheel_info=infos, unpacked=trees)
 
 
 def comparable(text: str) -> dict[str, Any]:
@@ -54,8 +60,8 @@ def test_the_process_builds_the_same_fragment(target: Target, tmp_path: Path) ->
         dist("app", "2.0", requires=["demo"])))
     builder = FragmentBuilder()
     try:
-        for tree in result.unpacked:
-            builder.tree(tree)  # its bundled SBOM is read now, before the rest is known
+        for v, tree in zip(result.verified, result.unpacked, strict=True):
+            builder.verified(v, tree)  # its part is made now, before the rest is known
         builder.send(result, indexes=[INDEX], weakened=["attestations off"])
         built = builder.result()
     finally:
@@ -71,7 +77,9 @@ def test_the_process_builds_the_same_fragment(target: Target, tmp_path: Path) ->
     assert [c["name"] for c in demo["components"]] == ["zlib"]
 
 
-@pytest.mark.parametrize("how", ["no interpreter", "fails", "says nothing useful", "closed"])
+# "part missing": the install's facts name a distribution it was never given.
+@pytest.mark.parametrize("how", ["no interpreter", "fails", "says nothing useful", "closed",
+                                 "part missing"])
 def test_a_failed_process_leaves_the_fragment_to_this_one(
         target: Target, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
     if how == "no interpreter":
