@@ -8,6 +8,7 @@ policy's part of `AttestationPolicy`. Every violation is listed in one `PolicyEr
 from __future__ import annotations
 
 import dataclasses
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -225,18 +226,37 @@ def _check_indexes(dists: Sequence[PlannedDist], policy: UsagePolicy, client: Cl
     return found
 
 
-def _no_data(index: str, missing: Sequence[tuple[Query, NoVulnerabilityData]]) -> str:
-    """One problem for every distribution `index` has no vulnerability data for (on a
-    network whose PyPI serves no per-version JSON, that is every one of them)."""
+def _reason(url: str, message: str) -> str:
+    """`message` (a failure to ask `url`) without `url`, so that failures of one kind
+    (HTTP 503, a refused connection) compare equal whichever distribution they were for."""
+    for form in (redact_url(url), without_credentials(url), urllib.parse.urlsplit(url).path):
+        message = message.replace(form, "")
+    return message
+
+
+def _unchecked(index: str, missing: Sequence[tuple[Query, FetchError]]) -> str:
+    """One problem for every distribution whose vulnerabilities `index`'s JSON API did not
+    give, all for one reason: it has no vulnerability data for them (`NoVulnerabilityData`:
+    on a network whose PyPI serves no per-version JSON, that is every one of them), or it
+    could not be asked (with the network down, that too is every one of them)."""
     (q, exc), *more = missing
     where = redact_url(index)
+    if isinstance(exc, NoVulnerabilityData):
+        one = f"{where} has no vulnerability data for it ({exc.message})"
+        many = (f"{where} has no vulnerability data for them (HTTP {exc.status} from its "
+                f"JSON API, e.g. {redact_url(exc.url)})")
+    else:
+        one = exc.message
+        kinds: dict[str, str] = {}  # the first message of each kind of failure
+        for failed, problem in missing:
+            kinds.setdefault(_reason(failed.urls[0], problem.message), problem.message)
+        many = (f"the JSON API of {where} could not be asked (e.g. "
+                f"{first_few(list(kinds.values()), limit=2, sep='; ')})")
     if not more:
-        return (f"could not check {q.name} {q.version} for known vulnerabilities: {where} has "
-                f"no vulnerability data for it ({exc.message})")
+        return f"could not check {q.name} {q.version} for known vulnerabilities: {one}"
     names = [f"{q.name} {q.version}" for q, _ in missing]
-    return (f"could not check {len(missing)} distributions for known vulnerabilities: {where} "
-            f"has no vulnerability data for them (HTTP {exc.status} from its JSON API, e.g. "
-            f"{redact_url(exc.url)}): {first_few(names)}")
+    return (f"could not check {len(missing)} distributions for known vulnerabilities: {many}: "
+            f"{first_few(names)}")
 
 
 def _check_vulnerabilities(dists: Sequence[PlannedDist], policy: UsagePolicy,
@@ -258,7 +278,9 @@ def _check_vulnerabilities(dists: Sequence[PlannedDist], policy: UsagePolicy,
     rule = f"vulnerabilities = \"{policy.vulnerabilities}\", from " \
            f"{policy.origin('vulnerabilities')}"
     problems, warnings = [], []
-    no_data: dict[tuple[str, int], list[tuple[Query, NoVulnerabilityData]]] = {}
+    # Distributions not checked, by index and why (HTTP 404 or 410; None: the JSON API could
+    # not be asked): one problem or warning for each, not one per distribution.
+    unchecked: dict[tuple[str, int | None], list[tuple[Query, FetchError]]] = {}
     # Only a refusing policy waits for retries; a warning is best effort.
     asked = client if refuse else client.with_retries(0)
     for q, advisories, failed in look_up_vulnerabilities(queries, client=asked, db=db,
@@ -280,15 +302,20 @@ def _check_vulnerabilities(dists: Sequence[PlannedDist], policy: UsagePolicy,
                 log(f"{q.name} {q.version}: no vulnerability data ({problem.message})"
                     + ("; checked against osv-dir only" if db is not None else ""))
                 if db is None:
-                    no_data.setdefault((homes[q], problem.status), []).append((q, problem))
+                    unchecked.setdefault((homes[q], problem.status), []).append((q, problem))
                 continue
-            text = (f"could not check {q.name} {q.version} for known vulnerabilities: "
-                    f"{problem.message}")
-            (problems if refuse else warnings).append(
-                text + (f" (fail closed; {rule}: set it to \"warn\" to go on)" if refuse else ""))
-    for (index, _), missing in no_data.items():
-        text = _no_data(index, missing)
-        if refuse:
+            log(f"{q.name} {q.version}: not checked for known vulnerabilities "
+                f"({problem.message})")
+            if refuse:
+                problems.append(f"{_unchecked(homes[q], [(q, problem)])} (fail closed; {rule}: "
+                                "set it to \"warn\" to go on)")
+            else:
+                unchecked.setdefault((homes[q], None), []).append((q, problem))
+    for (index, status), missing in unchecked.items():
+        text = _unchecked(index, missing)
+        if status is None:
+            warnings.append(f"{text} ({rule})")
+        elif refuse:
             problems.append(f"{text}; refused (fail closed; {rule}): set osv-dir to a directory "
                             "of OSV records to check offline, or vulnerabilities = \"warn\" to "
                             "install anyway, or use an index that serves its JSON API "

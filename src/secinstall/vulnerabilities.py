@@ -227,11 +227,12 @@ def from_json_api(client: Client, url: str) -> list[Advisory]:
         raise FetchError(f"{redact_url(url)} is not a valid JSON API answer: {exc}") from exc
 
 
-def first_few(items: Sequence[str], limit: int = 5) -> str:
-    """`items` joined, cut after the first `limit` (for a warning; -v lists them all)."""
+def first_few(items: Sequence[str], limit: int = 5, sep: str = ", ") -> str:
+    """`items` joined with `sep`, cut after the first `limit` (for a warning; -v lists
+    them all)."""
     if len(items) <= limit:
-        return ", ".join(items)
-    return ", ".join([*items[:limit], f"and {len(items) - limit} more (-v lists them)"])
+        return sep.join(items)
+    return sep.join([*items[:limit], f"and {len(items) - limit} more (-v lists them)"])
 
 
 @dataclass(frozen=True)

@@ -471,6 +471,48 @@ def test_vulnerability_source_failure_fails_closed(
         "could not check lib 1.0 for known vulnerabilities")
 
 
+def test_json_api_failures_warn_once_for_them_all(
+    policies: Policies, index: LocalIndex, make_wheel: WheelMaker
+) -> None:
+    """A JSON API that can't be asked (the network down, the index failing) gave one
+    warning per distribution: installing 40 packages printed 40 near-identical warnings.
+    Now one warning for them all, as for a 404: how many, the first few names, and the
+    distinct errors; the log (-v) has each one. "refuse" still fails closed."""
+    wheels = [make_wheel(f"lib{i}", "1.0") for i in range(7)]
+    for wheel in wheels:
+        index.add(wheel, upload_time=ago(OLD))
+    for i in range(6):
+        index.fail_next(f"/pypi/lib{i}/1.0/json", 503)
+    index.misbehave("/pypi/lib6/1.0/json", faults.body(b"<html>", "application/json"))
+    plan = policies.pinned([index.url], *wheels)
+    apis = f"vulnerability-indexes=['{index.url}']"
+    logged: list[str] = []
+
+    warnings = check_plan(plan, policies.load(apis), client=policies.client,
+                          index_urls=[index.url], log=logged.append)
+
+    api = f"{index.base_url}/pypi"
+    assert warnings == [
+        f"could not check 7 distributions for known vulnerabilities: the JSON API of "
+        f"{index.url} could not be asked (e.g. {api}/lib0/1.0/json: giving up on {api}/lib0/"
+        f"1.0/json after 1 attempts: HTTP 503; {api}/lib6/1.0/json: {api}/lib6/1.0/json is "
+        "not a valid JSON API answer: Expecting value: line 1 column 1 (char 0)): lib0 1.0, "
+        "lib1 1.0, lib2 1.0, lib3 1.0, lib4 1.0, and 2 more (-v lists them) "
+        '(vulnerabilities = "warn", from default)']
+    assert logged == [f"lib{i} 1.0: not checked for known vulnerabilities ({api}/lib{i}/1.0/"
+                      f"json: giving up on {api}/lib{i}/1.0/json after 1 attempts: HTTP 503)"
+                      for i in range(6)] + [
+        f"lib6 1.0: not checked for known vulnerabilities ({api}/lib6/1.0/json: {api}/lib6/"
+        "1.0/json is not a valid JSON API answer: Expecting value: line 1 column 1 (char 0))"]
+
+    for i in range(7):
+        index.fail_next(f"/pypi/lib{i}/1.0/json", 503)
+    message = policies.refusal(plan, policies.load("vulnerabilities=refuse", apis), [index.url])
+    assert message.startswith("the usage policy refuses this install: could not check lib0 "
+                              f"1.0 for known vulnerabilities: {api}/lib0/1.0/json: ")
+    assert "(fail closed; " in message and "(and 6 more problem(s))" in message
+
+
 def test_audit_finds_a_vulnerable_installed_version(
     index: LocalIndex, make_wheel: WheelMaker, venv: Venv, ca_file: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str]
@@ -726,6 +768,14 @@ class TestCommandLine:
             "(taken to be the first of vulnerability-indexes, as pip-audit takes PyPI); " \
             f"asked {public.base_url}/pypi/other/2.0/json" in out
 
+    def install_libs_warned(self, setting: str) -> tuple[str, list[str]]:
+        """Install lib0, lib1 and lib2 with -v and `setting` (--policy-set): what it printed
+        (-v), and its warnings about known vulnerabilities."""
+        code, out, err = self.install("--policy-set", setting, "-v", "lib0", "lib1", "lib2")
+        assert code == 0, err
+        assert "Installed: lib0 1.0, lib1 1.0, lib2 1.0" in out
+        return out, [line for line in err.splitlines() if "known vulnerabilities" in line]
+
     def test_json_api_without_data_fails_closed_or_warns_once(
         self, make_wheel: WheelMaker
     ) -> None:
@@ -750,11 +800,8 @@ class TestCommandLine:
         assert "set osv-dir" in err
         assert snapshot(self.venv.path) == before
 
-        code, out, err = self.install("--policy-set", apis, "-v", *names)
+        out, warned = self.install_libs_warned(apis)
 
-        assert code == 0, err
-        assert "Installed: lib0 1.0, lib1 1.0, lib2 1.0" in out
-        warned = [line for line in err.splitlines() if "known vulnerabilities" in line]
         assert warned == [
             "warning: could not check 3 distributions for known vulnerabilities: "
             f"{self.index.url} has no vulnerability data for them (HTTP 404 from its JSON "
@@ -763,6 +810,26 @@ class TestCommandLine:
             "records, would check them)"]
         assert f"lib2 1.0: no vulnerability data (HTTP 404 from {self.index.base_url}" \
             "/pypi/lib2/1.0/json)" in out  # -v
+
+    def test_json_api_failures_warn_once(self, make_wheel: WheelMaker) -> None:
+        """With the JSON API failing (HTTP 503) for every distribution, "warn" installs
+        with one warning for them all, not one per distribution; -v lists each."""
+        names = [f"lib{i}" for i in range(3)]
+        for name in names:
+            self.index.add(make_wheel(name, "1.0"), upload_time=ago(OLD))
+            self.index.fail_next(f"/pypi/{name}/1.0/json", 503)
+        api = f"{self.index.base_url}/pypi"
+
+        out, warned = self.install_libs_warned(f"vulnerability-indexes=['{self.index.url}']")
+
+        assert warned == [
+            "warning: could not check 3 distributions for known vulnerabilities: the JSON "
+            f"API of {self.index.url} could not be asked (e.g. {api}/lib0/1.0/json: giving up "
+            f"on {api}/lib0/1.0/json after 1 attempts: HTTP 503): lib0 1.0, lib1 1.0, "
+            'lib2 1.0 (vulnerabilities = "warn", from default)']
+        for name in names:  # -v
+            assert f"{name} 1.0: not checked for known vulnerabilities ({api}/{name}/1.0/json:" \
+                f" giving up on {api}/{name}/1.0/json after 1 attempts: HTTP 503)" in out
 
     def test_audit_of_what_the_index_has_no_vulnerability_data_for(
         self, make_wheel: WheelMaker, public: LocalIndex
