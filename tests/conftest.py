@@ -98,10 +98,9 @@ def run_in(venv: Venv, code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def venv(tmp_path: Path) -> Venv:
-    """A new, empty virtual environment (no pip; ~50 ms, so one per test is affordable)."""
-    path = tmp_path / "venv"
+def make_venv(path: Path) -> Venv:
+    """A new, empty virtual environment at `path` (no pip; ~50 ms, so one per test is
+    affordable)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     bin_dir = path / ("Scripts" if os.name == "nt" else "bin")
     python = bin_dir / ("python.exe" if os.name == "nt" else "python")
@@ -110,3 +109,9 @@ def venv(tmp_path: Path) -> Venv:
         [str(python), "-c", query], check=True, capture_output=True, text=True
     ).stdout
     return Venv(path=path, python=python, bin=bin_dir, purelib=Path(json.loads(out)))
+
+
+@pytest.fixture
+def venv(tmp_path: Path) -> Venv:
+    """A new, empty virtual environment."""
+    return make_venv(tmp_path / "venv")

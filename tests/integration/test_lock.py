@@ -17,7 +17,7 @@ import pytest
 from packaging.pylock import Pylock
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from tests.conftest import Venv, run_in
+from tests.conftest import Venv, make_venv, run_in
 from tests.support.cli import Run, run_cli
 from tests.support.index import LocalIndex
 from tests.support.pep740 import WHEEL, fixture_bytes, fixtures_dir
@@ -50,17 +50,6 @@ def sha256(data: bytes) -> str:
 def load_toml(path: Path) -> Json:
     data: Json = tomllib.loads(path.read_text(encoding="utf-8"))
     return data
-
-
-def make_venv(path: Path) -> Venv:
-    """A new, empty virtual environment at `path` (as the `venv` fixture makes one)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
-    bin_dir = path / ("Scripts" if os.name == "nt" else "bin")
-    python = bin_dir / ("python.exe" if os.name == "nt" else "python")
-    query = "import json, sysconfig; print(json.dumps(sysconfig.get_path('purelib')))"
-    out = subprocess.run([str(python), "-c", query], check=True, capture_output=True,
-                         text=True).stdout
-    return Venv(path=path, python=python, bin=bin_dir, purelib=Path(json.loads(out)))
 
 
 @dataclass

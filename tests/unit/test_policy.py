@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from tests.support.files import write
 
 from secinstall.errors import ConfigError
 from secinstall.policy import (
@@ -16,12 +17,6 @@ from secinstall.policy import (
     load_policy,
     parse_time,
 )
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def policy_of(*settings: str, tmp: Path = Path("/nonexistent")) -> UsagePolicy:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
+from tests.support.files import write
 from tests.support.osv import RANGE, osv
 
 from secinstall.client import Client
@@ -45,12 +46,6 @@ def client() -> Iterator[Client]:
     """A real client; these tests give it nothing that needs the network."""
     with Client(ssl_context=create_context(), retries=0) as made:
         yield made
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def dist(name: str = "lib", version: str = "1.0", *, filename: str | None = None,

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.support.files import write
 from tests.support.osv import RANGE, osv
 
 from secinstall.errors import ConfigError
@@ -25,12 +26,6 @@ from secinstall.vulnerabilities import (
 )
 
 INDEX = "https://index.example/simple/"
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 @pytest.mark.parametrize(("version", "affected"), [
