@@ -272,8 +272,7 @@ def pip_command(options: InstallOptions, target: Target, req_file: Path,
         cmd += ["--trusted-host", host]
     if cert_file:
         cmd += ["--cert", cert_file]
-    if src.proxy:
-        cmd += ["--proxy", src.proxy]
+    # The proxy, whose URL may carry a token too, is in a configuration file (`pip_config`).
     if target.kind != "environment":
         # pip can't see what is installed there; every file is planned, and the install
         # stage skips what is already present.
@@ -298,12 +297,33 @@ def source_lines(options: InstallOptions) -> list[str]:
     return lines + [f"--find-links {shlex.quote(link)}" for link in src.find_links]
 
 
-def _pip_environment() -> dict[str, str]:
-    # `--isolated` makes pip ignore its config files and PIP_* variables (we pass what we
-    # merged), but requests still reads these two and lets them silently replace --cert.
+def pip_config(options: InstallOptions) -> str:
+    """A pip configuration file with what pip's resolver must get neither on its command
+    line nor in a requirements file: the proxy, whose URL may carry credentials
+    (`http://USER:TOKEN@proxy:3128`). pip takes no --proxy in a requirements file, and
+    under --isolated it ignores PIP_PROXY, but it reads the file PIP_CONFIG_FILE names."""
+    import configparser
+    import io
+
+    if not options.sources.proxy:
+        return ""
+    config = configparser.RawConfigParser()  # as pip reads it: no %-interpolation
+    config["global"] = {"proxy": options.sources.proxy}
+    text = io.StringIO()
+    config.write(text)
+    return text.getvalue()
+
+
+def _pip_environment(config_file: Path | None) -> dict[str, str]:
+    # `--isolated` makes pip ignore PIP_* variables and the user's config files (we pass
+    # what we merged), not the file PIP_CONFIG_FILE names: ours (`pip_config`) or none.
+    # requests still reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE, which would silently
+    # replace --cert.
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("PIP_") and k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
     env["PYTHONWARNINGS"] = "ignore"
+    if config_file is not None:
+        env["PIP_CONFIG_FILE"] = str(config_file)
     return env
 
 
@@ -332,6 +352,10 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
             constraint_file = Path(tmp, "constraints.txt")
             constraint_file.write_text("".join(f"{c.req}\n" for c in options.constraints),
                                        encoding="utf-8")
+        config_file = None
+        if config := pip_config(options):
+            config_file = Path(tmp, "pip.conf")
+            config_file.write_text(config, encoding="utf-8")
         cert_file = None
         if options.sources.certs:
             cert_file = str(Path(tmp, "ca.pem"))
@@ -344,9 +368,10 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
         log_file = Path(tmp, "pip.log")
         cmd = [*pip_command(options, target, req_file, constraint_file, cert_file),
                "--log", str(log_file)]
+        env = _pip_environment(config_file)
         try:
             proc = subprocess.run(  # noqa: S603  # nosec B603 - argument list, no shell
-                cmd, capture_output=True, text=True, check=False, env=_pip_environment(),
+                cmd, capture_output=True, text=True, check=False, env=env,
                 stdin=subprocess.DEVNULL,
             )
         except OSError as exc:
@@ -367,8 +392,8 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
     try:
         report = json.loads(proc.stdout)
     except ValueError as exc:
-        raise ResolveError("pip's resolver gave no readable report",
-                           details=proc.stdout.splitlines()[:20]) from exc
+        excerpt = [redact_text(ln) for ln in proc.stdout.splitlines()[:20]]
+        raise ResolveError("pip's resolver gave no readable report", details=excerpt) from exc
     return plan_from_report(report, options, target)
 
 

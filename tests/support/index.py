@@ -225,6 +225,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
+def serve_in_thread(server: ThreadingHTTPServer, name: str) -> threading.Thread:
+    """`server`'s accept loop, in a thread of its own until `stop_serving`."""
+    # A short poll interval: stop_serving() waits up to one interval for the loop to notice.
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_serving(server: ThreadingHTTPServer, thread: threading.Thread) -> None:
+    """End what `serve_in_thread` started, and the connections `server` accepted."""
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
 class LocalIndex:
     """A PEP 503 (HTML) + PEP 691 (JSON) index on https://127.0.0.1:<random port>."""
 
@@ -252,18 +267,13 @@ class LocalIndex:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         self._server = _Server(self, context)
-        # A short poll interval: stop() waits up to one interval for the loop to notice.
-        serve = self._server.serve_forever
-        self._thread = threading.Thread(target=serve, args=(0.02,), name="index", daemon=True)
-        self._thread.start()
+        self._thread = serve_in_thread(self._server, "index")
         return self
 
     def stop(self) -> None:
         self.closing.set()
         if self._server is not None and self._thread is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
+            stop_serving(self._server, self._thread)
             self._server = self._thread = None
 
     def __enter__(self) -> LocalIndex:

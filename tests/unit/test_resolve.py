@@ -29,6 +29,7 @@ from secinstall.resolve import (
     is_fully_pinned,
     missing_dependencies,
     pip_command,
+    pip_config,
     plan_from_report,
     resolve_pinned,
     source_lines,
@@ -394,3 +395,16 @@ def test_index_credentials_stay_off_pips_command_line(target: Target, tmp_path: 
         "--find-links '/srv/wheel house'"]
     assert source_lines(InstallOptions(requirements=(), sources=Sources(no_index=True))) \
         == ["--no-index"]
+
+
+def test_proxy_credentials_stay_off_pips_command_line(target: Target, tmp_path: Path) -> None:
+    # A proxy URL may carry a token too: pip reads it from a configuration file, which
+    # only we can read. `%` is special in such files, but not to pip's parser.
+    options = InstallOptions(requirements=(_ur("app"),), sources=Sources(
+        proxy="http://ci:t0%25ken@proxy.example:3128"))
+
+    cmd = pip_command(options, target, tmp_path / "r.txt", None, None)
+
+    assert not any("t0%25ken" in arg or "example" in arg for arg in cmd)
+    assert pip_config(options) == "[global]\nproxy = http://ci:t0%25ken@proxy.example:3128\n\n"
+    assert pip_config(InstallOptions(requirements=(_ur("app"),))) == ""
