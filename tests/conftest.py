@@ -31,7 +31,9 @@ def _clean_environment(
     SSL_CERT_FILE stays: it names the system bundle the OS trust store relies on here.
     """
     for key in list(os.environ):
-        if key.startswith(("PIP_", "SECINSTALL_")) or key in _CLEARED:
+        # *_proxy (HTTPS_PROXY, NO_PROXY, ...): a test that wants a proxy sets them.
+        if (key.startswith(("PIP_", "SECINSTALL_")) or key in _CLEARED
+                or key.lower().endswith("_proxy")):
             monkeypatch.delenv(key)
     # pip loads no configuration file at all when PIP_CONFIG_FILE is os.devnull.
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)

@@ -82,6 +82,39 @@ def _host(url: str) -> str:
     return (urllib.parse.urlsplit(url).hostname or "").lower()
 
 
+def proxy_for(url: str, configured: str | None) -> str | None:
+    """The URL (credentials included) of the proxy a request to `url` goes through, if
+    any: `configured` (--proxy, pip's `proxy`) for every host, as pip uses it; else the
+    environment's (HTTPS_PROXY), but not for the hosts NO_PROXY names, as requests does."""
+    if configured:
+        return configured
+    from urllib.request import getproxies, proxy_bypass
+
+    proxy = getproxies().get("https")
+    if proxy and proxy_bypass(urllib.parse.urlsplit(url).netloc.rpartition("@")[2]):
+        return None
+    return proxy or None
+
+
+#: A proxy's refusal to open a tunnel without the right credentials, as http.client
+#: reports it (in urllib3's errors, and so in pip's log): its status and reason.
+PROXY_AUTH_REFUSED = re.compile(r"Tunnel connection failed: (407\b[^'\"\n)]*)")
+
+
+def proxy_auth_error(proxy: str, answer: str, url: str) -> str:
+    """What to say when `proxy` (its URL as given) answered 407 (`answer`, e.g. `HTTP 407
+    Proxy Authentication Required`) to a request for `url`: how to give credentials, and
+    never those it was given."""
+    bare, pair = split_credentials(proxy)
+    what = f"{answer.strip()}, for {redact_url(url)}"
+    how = ("in the proxy URL, percent-encoded: --proxy http://USER:TOKEN@host:port, "
+           "or the same URL in HTTPS_PROXY")
+    if pair is not None:
+        return (f"the proxy {bare} refused the credentials sent ({what}): check the user "
+                f"name and token {how}")
+    return f"the proxy {bare} wants credentials ({what}): give them {how}"
+
+
 class Client:
     """A thread-safe client; one per run, shared by every stage."""
 
@@ -225,7 +258,7 @@ class Client:
                 headers["Accept"] = accept
             if authorization is not None:
                 headers["Authorization"] = authorization
-            pool = self._connections.pool()
+            pool, proxy = self._connections.pool(url)
             try:
                 resp = pool.request(
                     "GET", url, headers=headers, preload_content=False,
@@ -246,6 +279,10 @@ class Client:
                     raise TLSError(final.message) from exc
                 continue
             except urllib3.exceptions.HTTPError as exc:
+                # Credentials refused once are refused again: not retried.
+                if proxy and (refused := PROXY_AUTH_REFUSED.search(str(exc))):
+                    raise FetchError(proxy_auth_error(proxy, f"HTTP {refused.group(1)}",
+                                                      url)) from exc
                 attempt = self._retry_or_raise(url, attempt, f"connection failed: {exc}")
                 continue
             try:
@@ -259,6 +296,9 @@ class Client:
                     continue
                 if resp.status in allow_status:
                     return resp.status, url, dict(resp.headers)
+                if resp.status == 407 and proxy:  # plain http:// goes to the proxy as is
+                    raise FetchError(proxy_auth_error(
+                        proxy, f"HTTP {resp.status} {resp.reason or ''}", url))
                 if resp.status != 200:
                     raise _status_error(url, resp.status, resp.reason,
                                         sent_credentials=authorization is not None)
@@ -382,8 +422,8 @@ def parallel_map(client: Client | None, fn: Callable[[T], R], items: Sequence[T]
 
 
 class _Connections:
-    """The pool, made at the first connection; shared by a client's copies
-    (`with_retries`)."""
+    """The pools, made at the first connection; shared by a client's copies
+    (`with_retries`): one direct, one for each proxy used (see `proxy_for`)."""
 
     def __init__(self, ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext],
                  proxy: str | None, size: int) -> None:
@@ -391,33 +431,41 @@ class _Connections:
         self._proxy = proxy
         self._size = size
         self._lock = threading.Lock()
-        self._pool: urllib3.PoolManager | None = None
+        self._pools: dict[str | None, urllib3.PoolManager] = {}
 
-    def pool(self) -> urllib3.PoolManager:
+    def pool(self, url: str) -> tuple[urllib3.PoolManager, str | None]:
+        """The pool for a request to `url`, and the proxy it goes through (if any)."""
+        proxy = proxy_for(url, self._proxy)
         with self._lock:
-            if self._pool is None:
-                from urllib.request import getproxies
-
-                import urllib3
-
-                context = (self._ssl_context() if callable(self._ssl_context)
-                           else self._ssl_context)
-                common: dict[str, object] = {
-                    "ssl_context": context,
-                    "maxsize": self._size,
-                }
-                proxy = self._proxy or getproxies().get("https")
-                self._pool = (
-                    urllib3.ProxyManager(proxy, **common)  # type: ignore[arg-type]
-                    if proxy
-                    else urllib3.PoolManager(**common)  # type: ignore[arg-type]
-                )
-            return self._pool
+            if proxy not in self._pools:
+                if callable(self._ssl_context):
+                    self._ssl_context = self._ssl_context()
+                self._pools[proxy] = _pool_manager(proxy, self._ssl_context, self._size)
+            return self._pools[proxy], proxy
 
     def close(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.clear()
+            for pool in self._pools.values():
+                pool.clear()
+
+
+def _pool_manager(proxy: str | None, context: ssl.SSLContext,
+                  size: int) -> urllib3.PoolManager:
+    import urllib3
+
+    if not proxy:
+        return urllib3.PoolManager(ssl_context=context, maxsize=size)
+    # urllib3 ignores a proxy URL's credentials: they go as a header (requests does so).
+    bare, pair = split_credentials(proxy)
+    headers = (urllib3.make_headers(proxy_basic_auth=f"{pair[0]}:{pair[1]}")
+               if pair is not None else None)
+    try:
+        return urllib3.ProxyManager(bare, proxy_headers=headers, ssl_context=context,
+                                    maxsize=size)
+    except urllib3.exceptions.ProxySchemeUnknown as exc:
+        # Not shown: without a scheme, a token in it can't be told from the rest.
+        raise FetchError("unsupported proxy URL: give it as http://[USER:TOKEN@]host:port "
+                         "(or https://)") from exc
 
 
 def _status_error(url: str, status: int, reason: str | None, *,

@@ -30,8 +30,15 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from .cache import Cache
-from .client import redact_text, redact_url
-from .errors import HashesRequiredError, ResolveError, SdistRefusedError, TLSError
+from .client import (
+    PROXY_AUTH_REFUSED,
+    proxy_auth_error,
+    proxy_for,
+    redact_text,
+    redact_url,
+    without_credentials,
+)
+from .errors import FetchError, HashesRequiredError, ResolveError, SdistRefusedError, TLSError
 from .index import Finder
 from .models import IndexFile, InstallOptions, Plan, PlannedDist, UserRequirement
 from .target import Target
@@ -377,7 +384,12 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
         except OSError as exc:
             raise ResolveError(f"can't run pip's resolver: {exc}") from exc
         if proc.returncode != 0:
-            _raise_tls_failure(log_file)
+            try:
+                log = log_file.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                log = ""
+            _raise_tls_failure(log)
+            _raise_proxy_failure(log, options.sources.proxy)
     if proc.returncode != 0:
         # pip masks the credentials it prints in most places, not all.
         lines = [redact_text(ln) for ln in proc.stderr.strip().splitlines() if ln.strip()]
@@ -402,12 +414,8 @@ _SSL_PROBLEM = re.compile(
     r"(.*?)(?: - skipping)?$", re.MULTILINE)
 
 
-def _raise_tls_failure(log_file: Path) -> None:
+def _raise_tls_failure(log: str) -> None:
     """Raise a `TLSError` if pip's log shows an index page refused for its certificate."""
-    try:
-        log = log_file.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return
     found = _SSL_PROBLEM.search(log)
     if found is None:
         return
@@ -419,6 +427,29 @@ def _raise_tls_failure(log_file: Path) -> None:
         "For a private index, give its CA bundle with --cert",
         details=[redact_text(m.group(0)) for m in _SSL_PROBLEM.finditer(log)],
     )
+
+
+#: An index page pip couldn't read for the proxy (it refused, or can't be reached).
+_PROXY_PROBLEM = re.compile(
+    r"Could not fetch URL (\S+): (.*?(?:proxy connection error|ProxyError|Unable to connect "
+    r"to proxy|Tunnel connection failed).*?)(?: - skipping)?$", re.MULTILINE)
+
+
+def _raise_proxy_failure(log: str, configured_proxy: str | None) -> None:
+    """Raise a `FetchError` if pip's log shows an index page it couldn't read for the
+    proxy: pip then says only that it found no version, as for a project without wheels."""
+    found = _PROXY_PROBLEM.search(log)
+    if found is None:
+        return
+    url, reason = found.groups()
+    proxy = proxy_for(url, configured_proxy)
+    details = [redact_text(m.group(0)) for m in _PROXY_PROBLEM.finditer(log)]
+    if proxy is not None and (refused := PROXY_AUTH_REFUSED.search(reason)):
+        raise FetchError("pip's resolver: " + proxy_auth_error(
+            proxy, f"HTTP {refused.group(1)}", url), details=details)
+    through = f"the proxy {without_credentials(proxy)}" if proxy else "a proxy"
+    raise FetchError(f"pip's resolver could not read {redact_url(url)} through {through}: "
+                     f"{redact_text(reason)}", details=details)
 
 
 def _via(items: Sequence[Mapping[str, Any]], target: Target) -> dict[str, list[str]]:

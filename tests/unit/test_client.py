@@ -6,6 +6,7 @@ The local HTTPS index is the network; its `misbehave` faults play the broken ser
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import json
 import signal
@@ -26,6 +27,7 @@ from secinstall.client import (
     USER_AGENT,
     Client,
     parallel_map,
+    proxy_for,
     redact_text,
     without_credentials,
 )
@@ -66,18 +68,25 @@ class _PlainHandler(BaseHTTPRequestHandler):
         self.wfile.write(b"plain")
 
 
-@pytest.fixture
-def http_url() -> Iterator[str]:
-    """A plain-HTTP server on 127.0.0.1 that answers every GET with `plain`."""
-    server = HTTPServer(("127.0.0.1", 0), _PlainHandler)
+@contextlib.contextmanager
+def _serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A plain-HTTP server on 127.0.0.1 with `handler`, as `http://127.0.0.1:PORT`."""
+    server = HTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def http_url() -> Iterator[str]:
+    """A plain-HTTP server on 127.0.0.1 that answers every GET with `plain`."""
+    with _serving(_PlainHandler) as base:
+        yield f"{base}/simple/"
 
 
 def _download(client: Client, url: str, max_bytes: int = 1 << 24) -> tuple[bytes, int]:
@@ -459,3 +468,62 @@ def test_configured_credentials_hold_for_their_origin_only(
         _download(client, elsewhere)
     assert [h for _, h in index.authorizations] == [
         "Basic " + base64.b64encode(b"u:t").decode(), None]
+
+
+def test_no_proxy_skips_the_environments_proxy_not_a_given_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As pip does: NO_PROXY is of the environment's proxy (requests' trust_env), and a
+    # proxy given (--proxy, pip's `proxy`) is used for every host.
+    monkeypatch.setenv("HTTPS_PROXY", "http://u:t@env.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example, .corp.example,10.1.2.3:8443")
+    given = "http://u:t@given.example:3128"
+    for url, proxy in [("https://pypi.org/simple/", "http://u:t@env.example:3128"),
+                       ("https://internal.example/simple/", None),
+                       ("https://index.corp.example/simple/", None),
+                       ("https://u:t@10.1.2.3:8443/simple/", None),
+                       ("https://10.1.2.3/simple/", "http://u:t@env.example:3128")]:
+        assert proxy_for(url, None) == proxy, url
+        assert proxy_for(url, given) == given
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert proxy_for("https://pypi.org/simple/", None) is None
+
+
+def test_plain_http_through_a_proxy_sends_its_credentials_and_a_407_says_so(
+    ca_file: Path,
+) -> None:
+    # Plain http:// goes to the proxy as a request (no tunnel): its answer is the proxy's.
+    seen: list[tuple[str, str | None]] = []
+
+    class Refusing(_PlainHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Proxy-Authorization")))
+            self.send_response(407)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    with _serving(Refusing) as proxy:
+        client = Client(ssl_context=create_context([ca_file]), trusted_hosts=["index.example"],
+                        proxy=proxy.replace("://", "://u:t%40k@"), retries=2, backoff=0.001)
+        with client, pytest.raises(FetchError) as info:
+            client.get("http://index.example/simple/")
+
+    assert seen == [("http://index.example/simple/",
+                     "Basic " + base64.b64encode(b"u:t@k").decode())]
+    assert info.value.message == (
+        f"the proxy {proxy} refused the credentials sent (HTTP 407 Proxy Authentication "
+        "Required, for http://index.example/simple/): check the user name and token in the "
+        "proxy URL, percent-encoded: --proxy http://USER:TOKEN@host:port, or the same URL "
+        "in HTTPS_PROXY")
+
+
+@pytest.mark.parametrize("proxy", ["ci:t0k3n@proxy.example:3128",
+                                   "socks5://ci:t0k3n@proxy.example:1080"])
+def test_a_proxy_url_without_http_is_refused_without_its_credentials(
+    ca_file: Path, proxy: str,
+) -> None:
+    with Client(ssl_context=create_context([ca_file]), proxy=proxy) as client, \
+            pytest.raises(FetchError) as info:
+        client.get("https://index.example/simple/")
+    assert info.value.message.startswith("unsupported proxy URL: give it as http://")
+    assert "t0k3n" not in info.value.message
