@@ -279,7 +279,7 @@ def pip_command(options: InstallOptions, target: Target, req_file: Path,
         cmd += ["--trusted-host", host]
     if cert_file:
         cmd += ["--cert", cert_file]
-    # The proxy, whose URL may carry a token too, is in a configuration file (`pip_config`).
+    # The proxy, whose URL may carry a token too, is in pip's environment (`pip_environment`).
     if target.kind != "environment":
         # pip can't see what is installed there; every file is planned, and the install
         # stage skips what is already present.
@@ -304,33 +304,28 @@ def source_lines(options: InstallOptions) -> list[str]:
     return lines + [f"--find-links {shlex.quote(link)}" for link in src.find_links]
 
 
-def pip_config(options: InstallOptions) -> str:
-    """A pip configuration file with what pip's resolver must get neither on its command
-    line nor in a requirements file: the proxy, whose URL may carry credentials
-    (`http://USER:TOKEN@proxy:3128`). pip takes no --proxy in a requirements file, and
-    under --isolated it ignores PIP_PROXY, but it reads the file PIP_CONFIG_FILE names."""
-    import configparser
-    import io
-
-    if not options.sources.proxy:
-        return ""
-    config = configparser.RawConfigParser()  # as pip reads it: no %-interpolation
-    config["global"] = {"proxy": options.sources.proxy}
-    text = io.StringIO()
-    config.write(text)
-    return text.getvalue()
+#: How requests (so pip) finds a proxy and the hosts that bypass it, in either case.
+_PROXY_VARIABLES = ("https_proxy", "http_proxy", "no_proxy")
 
 
-def _pip_environment(config_file: Path | None) -> dict[str, str]:
-    # `--isolated` makes pip ignore PIP_* variables and the user's config files (we pass
-    # what we merged), not the file PIP_CONFIG_FILE names: ours (`pip_config`) or none.
-    # requests still reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE, which would silently
-    # replace --cert.
+def pip_environment(options: InstallOptions) -> dict[str, str]:
+    """The environment of pip's resolver: it reads no configuration file at all
+    (PIP_CONFIG_FILE=os.devnull; --isolated alone leaves the machine's and the
+    environment's files, e.g. /etc/pip.conf, and a constraint or index set there would
+    apply to pip's plan and not to secinstall's), no PIP_* variable, and neither
+    REQUESTS_CA_BUNDLE nor CURL_CA_BUNDLE, which would silently replace --cert: pip gets
+    what secinstall merged, and only that. The proxy, whose URL may carry credentials,
+    goes here, where only its owner can read it (not on pip's command line; pip takes no
+    --proxy in a requirements file): as --proxy does in pip, for every host."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("PIP_") and k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    env["PIP_CONFIG_FILE"] = os.devnull
     env["PYTHONWARNINGS"] = "ignore"
-    if config_file is not None:
-        env["PIP_CONFIG_FILE"] = str(config_file)
+    if options.sources.proxy:
+        for key in [k for k in env if k.lower() in _PROXY_VARIABLES]:
+            del env[key]
+        for key in ("https_proxy", "http_proxy"):
+            env[key] = env[key.upper()] = options.sources.proxy
     return env
 
 
@@ -359,10 +354,6 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
             constraint_file = Path(tmp, "constraints.txt")
             constraint_file.write_text("".join(f"{c.req}\n" for c in options.constraints),
                                        encoding="utf-8")
-        config_file = None
-        if config := pip_config(options):
-            config_file = Path(tmp, "pip.conf")
-            config_file.write_text(config, encoding="utf-8")
         cert_file = None
         if options.sources.certs:
             cert_file = str(Path(tmp, "ca.pem"))
@@ -375,7 +366,7 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
         log_file = Path(tmp, "pip.log")
         cmd = [*pip_command(options, target, req_file, constraint_file, cert_file),
                "--log", str(log_file)]
-        env = _pip_environment(config_file)
+        env = pip_environment(options)
         try:
             proc = subprocess.run(  # noqa: S603  # nosec B603 - argument list, no shell
                 cmd, capture_output=True, text=True, check=False, env=env,

@@ -416,6 +416,27 @@ def test_pip_index_url_variable_is_honoured(
     assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
 
 
+def test_pips_resolver_reads_no_configuration_of_its_own(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The machine's pip configuration (here XDG_CONFIG_DIRS/pip/pip.conf, as /etc/xdg/pip
+    # is) is a file --isolated still reads; with PIP_CONFIG_FILE=/dev/null, secinstall reads
+    # none, and pip's plan must not follow another configuration than secinstall's.
+    machine = tmp_path / "xdg"
+    (machine / "pip").mkdir(parents=True)
+    (tmp_path / "cap.txt").write_text("lib<2\n", encoding="utf-8")
+    (machine / "pip" / "pip.conf").write_text(
+        f"[global]\nconstraint = {tmp_path / 'cap.txt'}\n", encoding="utf-8")
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(machine))
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+
+    run = secinstall("--python", venv.path, "app")
+
+    assert run.code == 0, run.err
+    assert run_in(venv, "import lib; print(lib.__version__)").stdout == "2.0\n"
+
+
 def test_isolated_ignores_pip_variables(
     secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from secinstall.resolve import (
     is_fully_pinned,
     missing_dependencies,
     pip_command,
-    pip_config,
+    pip_environment,
     plan_from_report,
     resolve_pinned,
     source_lines,
@@ -397,14 +398,37 @@ def test_index_credentials_stay_off_pips_command_line(target: Target, tmp_path: 
         == ["--no-index"]
 
 
-def test_proxy_credentials_stay_off_pips_command_line(target: Target, tmp_path: Path) -> None:
-    # A proxy URL may carry a token too: pip reads it from a configuration file, which
-    # only we can read. `%` is special in such files, but not to pip's parser.
-    options = InstallOptions(requirements=(_ur("app"),), sources=Sources(
-        proxy="http://ci:t0%25ken@proxy.example:3128"))
+def test_proxy_credentials_stay_off_pips_command_line(
+        target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A proxy URL may carry a token too: pip gets it in its environment, which only its
+    # owner can read, and uses it for every host, as its own --proxy does.
+    proxy = "http://ci:t0%25ken@proxy.example:3128"
+    options = InstallOptions(requirements=(_ur("app"),), sources=Sources(proxy=proxy))
+    for key, value in (("NO_PROXY", "pypi.org"), ("no_proxy", "pypi.org"),
+                       ("HTTPS_PROXY", "http://other.example:8080")):
+        monkeypatch.setenv(key, value)
 
     cmd = pip_command(options, target, tmp_path / "r.txt", None, None)
+    env = pip_environment(options)
 
     assert not any("t0%25ken" in arg or "example" in arg for arg in cmd)
-    assert pip_config(options) == "[global]\nproxy = http://ci:t0%25ken@proxy.example:3128\n\n"
-    assert pip_config(InstallOptions(requirements=(_ur("app"),))) == ""
+    assert {k: v for k, v in env.items() if k.lower().endswith("_proxy")} == {
+        "https_proxy": proxy, "HTTPS_PROXY": proxy, "http_proxy": proxy, "HTTP_PROXY": proxy}
+
+
+def test_pip_reads_no_configuration_but_what_it_is_given(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Not even the machine's (/etc/pip.conf), which --isolated still reads.
+    for key, value in (("PIP_CONFIG_FILE", "/somewhere/pip.conf"), ("PIP_INDEX_URL", "x"),
+                       ("REQUESTS_CA_BUNDLE", "/ca.pem"), ("HTTPS_PROXY", "http://p:1"),
+                       ("NO_PROXY", "pypi.org")):
+        monkeypatch.setenv(key, value)
+
+    env = pip_environment(InstallOptions(requirements=(_ur("app"),)))
+
+    assert env["PIP_CONFIG_FILE"] == os.devnull
+    assert "PIP_INDEX_URL" not in env and "REQUESTS_CA_BUNDLE" not in env
+    # No proxy of ours: the environment's, with its exceptions, as for secinstall itself.
+    assert (env["HTTPS_PROXY"], env["NO_PROXY"]) == ("http://p:1", "pypi.org")
+
+
