@@ -91,9 +91,29 @@ def proxy_for(url: str, configured: str | None) -> str | None:
     from urllib.request import getproxies, proxy_bypass
 
     proxy = getproxies().get("https")
-    if proxy and proxy_bypass(urllib.parse.urlsplit(url).netloc.rpartition("@")[2]):
+    if proxy and (proxy_bypass(urllib.parse.urlsplit(url).netloc.rpartition("@")[2])
+                  or _in_no_proxy_network(urllib.parse.urlsplit(url).hostname or "")):
         return None
     return proxy or None
+
+
+def _in_no_proxy_network(host: str) -> bool:
+    """Whether the IP address `host` is in a network NO_PROXY names in CIDR notation
+    (`10.0.0.0/8`, common in companies' settings), which requests (so pip's resolver)
+    understands and urllib's `proxy_bypass` doesn't."""
+    import ipaddress
+    import os
+
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    entries = (os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or "").split(",")
+    for entry in (e.strip() for e in entries if "/" in e):
+        with contextlib.suppress(ValueError):
+            if address in ipaddress.ip_network(entry, strict=False):
+                return True
+    return False
 
 
 #: A proxy's refusal to open a tunnel without the right credentials, as http.client

@@ -485,6 +485,14 @@ def test_no_proxy_skips_the_environments_proxy_not_a_given_one(
                        ("https://10.1.2.3/simple/", "http://u:t@env.example:3128")]:
         assert proxy_for(url, None) == proxy, url
         assert proxy_for(url, given) == given
+    # Networks in CIDR notation, as requests reads them (urllib doesn't).
+    monkeypatch.setenv("NO_PROXY", "pypi.org, 10.0.0.0/8, fd00::/8, not-a-network/99")
+    for url, proxy in [("https://10.20.30.40:8443/simple/", None),
+                       ("https://[fd12::1]/simple/", None),
+                       ("https://pypi.org/simple/", None),
+                       ("https://192.168.1.1/simple/", "http://u:t@env.example:3128"),
+                       ("https://index.example/simple/", "http://u:t@env.example:3128")]:
+        assert proxy_for(url, None) == proxy, url
     monkeypatch.delenv("HTTPS_PROXY")
     assert proxy_for("https://pypi.org/simple/", None) is None
 
