@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import importlib.util
@@ -414,6 +415,44 @@ def test_pip_index_url_variable_is_honoured(
     assert run.code == 0, run.err
     assert f"/files/{wheel.name}" in secinstall.index.requests
     assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
+
+
+def test_pip_options_that_change_nothing_here_are_accepted(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path],
+) -> None:
+    # As CI scripts and Dockerfiles pass them to pip: `pip install` becomes
+    # `secinstall install` without editing the rest of the line.
+    run = secinstall("--python", venv.path, "--disable-pip-version-check", "--no-input",
+                     "--no-color", "--no-python-version-warning", "--root-user-action=ignore",
+                     "--no-warn-script-location", "--progress-bar", "off",
+                     *secinstall.pinned(app_and_lib["lib1"]))
+
+    assert run.code == 0, run.err
+    assert run_in(venv, "import lib; print(lib.__version__)").stdout == "1.0\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+@pytest.mark.parametrize("progress_bar", ["on", "off"])
+def test_a_terminal_gets_a_progress_bar_unless_it_is_off(
+    index: LocalIndex, ca_file: Path, venv: Venv, app_and_lib: dict[str, Path],
+    tmp_path: Path, progress_bar: str,
+) -> None:
+    master, terminal = os.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "secinstall", "install", "--python", str(venv.path),
+         "--index-url", index.url, "--cert", str(ca_file), "--cache-dir",
+         str(tmp_path / "cache"), "--progress-bar", progress_bar, "lib==2.0"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal)
+    os.close(terminal)
+    shown = b""
+    with contextlib.suppress(OSError):  # EIO once the process has closed its end
+        while chunk := os.read(master, 65536):
+            shown += chunk
+    os.close(master)
+
+    assert proc.wait(timeout=120) == 0, shown
+    # rich draws (and, being transient, erases) the bar with terminal control sequences.
+    assert (b"\x1b[" in shown) == (progress_bar == "on"), shown
 
 
 def test_pips_resolver_reads_no_configuration_of_its_own(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..errors import HashesRequiredError, PolicyError, SecinstallError
 from . import environment, install, integrations, verify
-from .options import EPILOG
+from .options import EPILOG, add_pip_global_options
 from .output import Output
 
 __all__ = ["build_parser", "main"]
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="more output (repeatable)")
     common.add_argument("-q", "--quiet", action="count", default=0,
                         help="less output (repeatable)")
+    add_pip_global_options(common)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (install, verify, environment, integrations):

@@ -151,6 +151,21 @@ def add_install_options(p: argparse.ArgumentParser) -> None:
     add_cache_options(g)
     g.add_argument("-j", "--jobs", type=int, default=8, metavar="N",
                    help="parallel downloads (default 8)")
+    g.add_argument("--progress-bar", choices=("on", "off", "raw"), default="on",
+                   help="off: no progress bar (there is one only on a terminal)")
+    # pip's install options that scripts pass and that change nothing here: accepted, so
+    # that `pip install` can become `secinstall install` without editing the rest.
+    g.add_argument("--root-user-action", choices=("warn", "ignore"), help=argparse.SUPPRESS)
+    g.add_argument("--no-warn-script-location", action="store_true", help=argparse.SUPPRESS)
+
+
+def add_pip_global_options(p: argparse.ArgumentParser) -> None:
+    """pip's global options that scripts pass and that change nothing here (secinstall
+    never prompts, checks no version of itself online, and prints no colour): accepted,
+    so that `pip install ...` can become `secinstall install ...` unchanged."""
+    for flag in ("--disable-pip-version-check", "--no-input", "--no-color",
+                 "--no-python-version-warning"):
+        p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
 
 
 # -- merging ---------------------------------------------------------------------------------
