@@ -27,7 +27,7 @@ class NoProgress:
 class RichProgress:
     """A byte-counting progress bar on stderr (rich is imported only when one is shown)."""
 
-    def __init__(self) -> None:
+    def __init__(self, color: bool = True) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -41,7 +41,7 @@ class RichProgress:
         self._bar: Any = _RichProgress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
             TransferSpeedColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True,
+            console=Console(stderr=True, no_color=not color or None), transient=True,
         )
         self._task: Any = None
         self._lock = threading.Lock()
@@ -58,10 +58,10 @@ class RichProgress:
         self._bar.stop()
 
 
-def make_progress(enabled: bool) -> Progress:
+def make_progress(enabled: bool, color: bool = True) -> Progress:
     if enabled and sys.stderr.isatty():
         try:
-            return RichProgress()
+            return RichProgress(color)
         except ImportError:
             # rich is not part of the core install path (get-secinstall.py runs without it).
             return NoProgress()

@@ -9,6 +9,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -431,18 +432,23 @@ def test_pip_options_that_change_nothing_here_are_accepted(
     assert run_in(venv, "import lib; print(lib.__version__)").stdout == "1.0\n"
 
 
+#: A colour in a terminal's control sequences (SGR 30-38 or 90-97: foreground).
+COLOUR = re.compile(rb"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|9[0-7])[;m]")
+
+
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
-@pytest.mark.parametrize("progress_bar", ["on", "off"])
+@pytest.mark.parametrize("flags", [(), ("--progress-bar", "off"), ("--no-color",)])
 def test_a_terminal_gets_a_progress_bar_unless_it_is_off(
     index: LocalIndex, ca_file: Path, venv: Venv, app_and_lib: dict[str, Path],
-    tmp_path: Path, progress_bar: str,
+    tmp_path: Path, flags: tuple[str, ...],
 ) -> None:
     master, terminal = os.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "secinstall", "install", "--python", str(venv.path),
          "--index-url", index.url, "--cert", str(ca_file), "--cache-dir",
-         str(tmp_path / "cache"), "--progress-bar", progress_bar, "lib==2.0"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal)
+         str(tmp_path / "cache"), *flags, "lib==2.0"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal,
+        env={**os.environ, "TERM": "xterm-256color"})
     os.close(terminal)
     shown = b""
     with contextlib.suppress(OSError):  # EIO once the process has closed its end
@@ -452,7 +458,8 @@ def test_a_terminal_gets_a_progress_bar_unless_it_is_off(
 
     assert proc.wait(timeout=120) == 0, shown
     # rich draws (and, being transient, erases) the bar with terminal control sequences.
-    assert (b"\x1b[" in shown) == (progress_bar == "on"), shown
+    assert (b"\x1b[" in shown) == ("off" not in flags), shown
+    assert bool(COLOUR.search(shown)) == (flags == ()), shown
 
 
 def test_pips_resolver_reads_no_configuration_of_its_own(

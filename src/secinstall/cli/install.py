@@ -103,7 +103,8 @@ def _cmd_install(args: argparse.Namespace, out: Output) -> int:
     out.debug(f"target: {target.python} ({target.kind}, Python {target.python_version}) "
               f"at {target.root}")
     outcome = run_install(options, target, log=out.debug,
-                          progress=make_progress(out.verbosity >= 0 and args.progress_bar != "off"),
+                          progress=make_progress(out.verbosity >= 0 and args.progress_bar != "off",
+                                                 color=not args.no_color),
                           fragment=fragment)
     for note in outcome.notes:
         out.warn(note)

@@ -160,11 +160,12 @@ def add_install_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_pip_global_options(p: argparse.ArgumentParser) -> None:
-    """pip's global options that scripts pass and that change nothing here (secinstall
-    never prompts, checks no version of itself online, and prints no colour): accepted,
-    so that `pip install ...` can become `secinstall install ...` unchanged."""
-    for flag in ("--disable-pip-version-check", "--no-input", "--no-color",
-                 "--no-python-version-warning"):
+    """pip's global options that scripts pass: accepted, so that `pip install ...` can
+    become `secinstall install ...` unchanged. Only --no-color does something (the
+    progress bar's colours); secinstall never prompts and checks no version of itself
+    online."""
+    p.add_argument("--no-color", action="store_true", help="no colours in the progress bar")
+    for flag in ("--disable-pip-version-check", "--no-input", "--no-python-version-warning"):
         p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
 
 
