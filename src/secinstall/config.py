@@ -17,7 +17,8 @@ from pathlib import Path
 
 from secinstall.errors import ConfigError
 
-__all__ = ["ConfigFiles", "Setting", "config_files", "environment_warnings", "load_pip_settings"]
+__all__ = ["ConfigFiles", "Setting", "config_files", "environment_warnings", "load_pip_settings",
+           "pip_config_values"]
 
 
 @dataclass(frozen=True)
@@ -229,21 +230,20 @@ def read_config_file(fname: str) -> list[tuple[str, str, str]]:
     return [(s, name, value) for s in parser.sections() for name, value in parser.items(s)]
 
 
-def load_pip_settings(
+def pip_config_values(
     environ: Mapping[str, str] | None = None,
     *,
     site_prefix: Path | None = None,
     isolated: bool = False,
     files: ConfigFiles | None = None,
-) -> dict[str, Setting]:
-    """pip's settings for the options secinstall shares, keyed by long option name.
-
-    Keys are canonical names ("index-url", "no-deps"; aliases such as "default-timeout"
-    map to theirs); list options are tuples of strings. `isolated` is pip's
-    `--isolated`: user files and PIP_* variables are ignored (global, site and
-    $PIP_CONFIG_FILE files still apply, as in pip). `files` overrides `config_files()`.
-    Both "cache-dir" and "no-cache-dir" may be present: in pip the latter wins.
-    """
+    command: str = "install",
+) -> tuple[dict[str, dict[str, tuple[str, str]]], list[str]]:
+    """Every value pip's configuration gives its `command`, as pip reads them:
+    {section: {name: (value, origin)}} for "global", `command` and ":env:" (the PIP_*
+    variables), in increasing priority, and the problems of files that can't be read.
+    `isolated` is pip's `--isolated`: user files and PIP_* variables are ignored (global,
+    site and $PIP_CONFIG_FILE files still apply, as in pip). `files` overrides
+    `config_files()`."""
     env = os.environ if environ is None else environ
     found = files if files is not None else config_files(env, site_prefix=site_prefix)
     env_file = env.get("PIP_CONFIG_FILE")
@@ -264,7 +264,8 @@ def load_pip_settings(
                 per_file[fname] = read_config_file(fname)
             except ConfigError as exc:
                 problems.append(exc.message)
-    sections: dict[str, dict[str, tuple[str, str]]] = {s: {} for s in _SECTIONS}
+    sections: dict[str, dict[str, tuple[str, str]]] = {
+        s: {} for s in ("global", command, ":env:")}
     for fname, items in per_file.items():
         for section, name, file_value in items:
             if section in sections:
@@ -274,7 +275,26 @@ def load_pip_settings(
             name = var[4:].lower()
             if var.startswith("PIP_") and name not in ("version", "help"):
                 sections[":env:"][_normalize(name)] = (env_value, f"environment {var}")
+    return sections, problems
 
+
+def load_pip_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    site_prefix: Path | None = None,
+    isolated: bool = False,
+    files: ConfigFiles | None = None,
+) -> dict[str, Setting]:
+    """pip's settings for the options secinstall shares, keyed by long option name.
+
+    Keys are canonical names ("index-url", "no-deps"; aliases such as "default-timeout"
+    map to theirs); list options are tuples of strings. `isolated` and `files` as in
+    `pip_config_values`. Both "cache-dir" and "no-cache-dir" may be present: in pip the
+    latter wins.
+    """
+    env = os.environ if environ is None else environ
+    sections, problems = pip_config_values(env, site_prefix=site_prefix, isolated=isolated,
+                                           files=files)
     settings: dict[str, Setting] = {}
     # pip's ConfigOptionParser._update_defaults: every value is checked, even one a
     # later source overrides; empty values are skipped; unknown names are ignored.

@@ -61,15 +61,32 @@ class RunResult:
         return [c.dist for c in self.installed if c.served is None]
 
 
-def child_environment(environ: Mapping[str, str], url: str) -> dict[str, str]:
+#: Settings of pip's configuration the command doesn't get: where packages come from (the
+#: verifying index is its only source) and the proxy (that index is on loopback; it asks
+#: upstream through the proxy itself).
+NOT_CARRIED = frozenset({"index-url", "extra-index-url", "find-links", "no-index", "proxy"})
+#: pip's commands, to know which section of its configuration files the command reads.
+_PIP_COMMANDS = frozenset({"install", "download", "wheel", "uninstall", "freeze", "inspect",
+                           "list", "show", "check", "config", "cache", "index", "hash",
+                           "lock", "debug", "help", "completion", "search"})
+
+
+def child_environment(environ: Mapping[str, str], url: str, *,
+                      command: Sequence[str] = (),
+                      site_prefix: Path | None = None) -> dict[str, str]:
     """`environ` for the command: the verifying index is its only source.
 
     pip: PIP_CONFIG_FILE=os.devnull, since a configuration file's extra-index-url or
-    find-links can't be overridden by an empty variable (pip skips empty values).
-    uv: UV_NO_CONFIG, for the same reason with uv.toml and [tool.uv]. Loopback http
-    needs no trusted-host: pip and uv treat 127.0.0.1 as a secure origin.
+    find-links can't be overridden by an empty variable (pip skips empty values); the
+    files' other settings (require-virtualenv, no-deps, timeout...) for `command`'s pip
+    command are given as PIP_* variables instead, under the user's own variables, as pip
+    ranks them. uv: UV_NO_CONFIG, for the same reason with uv.toml and [tool.uv].
+    Loopback http needs no trusted-host: pip and uv treat 127.0.0.1 as a secure origin; it
+    is added to NO_PROXY, as a proxy can't reach it.
     """
     env = {k: v for k, v in environ.items() if k not in SOURCE_VARIABLES}
+    for var, value in _carried_settings(environ, command, site_prefix).items():
+        env.setdefault(var, value)
     env.update({
         "PIP_CONFIG_FILE": os.devnull,
         "PIP_INDEX_URL": url,
@@ -77,7 +94,31 @@ def child_environment(environ: Mapping[str, str], url: str) -> dict[str, str]:
         "UV_INDEX_URL": url,  # uv before 0.4.23 knows only this one
         "UV_NO_CONFIG": "1",
     })
+    bypass = ",".join(filter(None, [env.get("no_proxy") or env.get("NO_PROXY"),
+                                    "127.0.0.1", "localhost"]))
+    env["no_proxy"] = env["NO_PROXY"] = bypass
     return env
+
+
+def _carried_settings(environ: Mapping[str, str], command: Sequence[str],
+                      site_prefix: Path | None) -> dict[str, str]:
+    """The settings of pip's configuration files for `command` (its [global] section, and
+    the section of its pip command, e.g. [install]), but `NOT_CARRIED`, as PIP_*
+    variables. A file pip couldn't read either is left out."""
+    from .config import pip_config_values
+
+    name = next((arg for arg in command if arg in _PIP_COMMANDS), "")
+    try:
+        sections, _problems = pip_config_values(environ, site_prefix=site_prefix,
+                                                command=name or "global")
+    except OSError:
+        return {}
+    carried: dict[str, str] = {}
+    for section in ("global", name):
+        for key, (value, _origin) in sections.get(section, {}).items():
+            if value and key not in NOT_CARRIED:
+                carried["PIP_" + key.upper().replace("-", "_")] = value
+    return carried
 
 
 def _fingerprint(dist: InstalledDist) -> tuple[str, int, int]:
@@ -133,7 +174,9 @@ def run_command(command: Sequence[str], settings: ServeSettings, target: Target,
     before = _state(target)
     with IndexServer(dataclasses.replace(settings, record_trust=False), log=log) as server:
         on_start(server.url)
-        env = child_environment(os.environ if environ is None else environ, server.url)
+        env = child_environment(
+            os.environ if environ is None else environ, server.url, command=command,
+            site_prefix=target.root if target.kind == "environment" else None)
         try:
             proc = subprocess.Popen(list(command), env=env)  # noqa: S603  # nosec B603
         except FileNotFoundError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tests.support.pep740 import (
     serve_real_wheel,
     sha256_of,
 )
+from tests.support.proxy import ConnectProxy
 from tests.support.snapshot import snapshot
 from tests.support.tampering import flip_middle_byte
 from tests.support.wheels import WheelMaker
@@ -221,6 +223,53 @@ def test_command_sees_only_the_verifying_index(
     assert env["UV_NO_CONFIG"] == "1"
     assert not {"PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "UV_INDEX",
                 "UV_EXTRA_INDEX_URL"} & env.keys()
+
+
+def test_command_keeps_the_other_pip_settings_not_the_sources(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The command's pip reads no configuration file (an empty variable can't override a
+    # file's extra-index-url), but gets the files' other settings as PIP_* variables: here
+    # [install] no-deps. The proxy would take pip off the verifying index on loopback: not
+    # given (secinstall uses it upstream).
+    index.add(make_wheel("app", "1.0", requires=["lib"]))
+    index.add(make_wheel("lib", "1.0"))
+    config = tmp_path / "pip.conf"
+    # The proxy only tunnels (CONNECT): secinstall reaches the upstream index through it,
+    # and a plain http:// request for the verifying index would fail there.
+    with ConnectProxy(("ci", "t0ken")) as proxy:
+        config.write_text(f"[global]\nproxy = {proxy.url}\n[install]\nno-deps = yes\n"
+                          "[download]\nno-deps = no\n", encoding="utf-8")
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+
+        code, report = run(index, ca_file, venv, tmp_path, *pip(venv, "app"))
+
+    assert code == 0
+    assert report is not None
+    assert [i["name"] for i in report["installed"]] == ["app"]
+    assert proxy.tunnels and proxy.refused == []
+
+
+def test_command_reaches_the_verifying_index_past_a_proxy(
+    index: LocalIndex, ca_file: Path, venv: Venv, tmp_path: Path, make_wheel: WheelMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A proxy can't reach the verifying index on loopback: the command goes there directly,
+    # whatever NO_PROXY says (here it names only the upstream index, which secinstall reaches
+    # directly itself).
+    index.add(make_wheel("lib", "1.0"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(var, nowhere)
+    monkeypatch.setenv("NO_PROXY", index.base_url.removeprefix("https://"))
+
+    code, report = run(index, ca_file, venv, tmp_path, *pip(venv, "--retries", "0", "lib"))
+
+    assert code == 0
+    assert report is not None and [i["name"] for i in report["installed"]] == ["lib"]
 
 
 @pytest.mark.parametrize(("command", "expected"), [
