@@ -100,10 +100,10 @@ def run_in(venv: Venv, code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def make_venv(path: Path) -> Venv:
-    """A new, empty virtual environment at `path` (no pip; ~50 ms, so one per test is
-    affordable)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+def make_venv(path: Path, base: Path | str = sys.executable) -> Venv:
+    """A new, empty virtual environment at `path`, of the interpreter `base` (no pip;
+    ~50 ms, so one per test is affordable)."""
+    subprocess.run([str(base), "-m", "venv", "--without-pip", str(path)], check=True)
     bin_dir = path / ("Scripts" if os.name == "nt" else "bin")
     python = bin_dir / ("python.exe" if os.name == "nt" else "python")
     query = "import json, sysconfig; print(json.dumps(sysconfig.get_path('purelib')))"

@@ -8,10 +8,10 @@ Python >= 3.10, verified the way `python -m secinstall install` verifies.
 
 OPTIONS, as for `secinstall install`: -i/--index-url URL, -f/--find-links PATH_OR_URL,
 --no-index, --cert PEM (added to the OS trust store), --proxy URL, --timeout SECONDS,
---retries N, --python PATH, -t/--target DIR, --prefix DIR, --cache-dir DIR,
---no-cache-dir, -c/--constraint FILE, --no-deps, --force-reinstall, --no-compile,
---dry-run, --report FILE, --attestations MODE, --isolated (ignore pip's configuration
-files and PIP_* variables, which are honoured otherwise), -v, -q.
+--retries N, --python PATH, -t/--target DIR, --prefix DIR, --break-system-packages,
+--cache-dir DIR, --no-cache-dir, -c/--constraint FILE, --no-deps, --force-reinstall,
+--no-compile, --dry-run, --report FILE, --attestations MODE, --isolated (ignore pip's
+configuration files and PIP_* variables, which are honoured otherwise), -v, -q.
 
 How it works. PAYLOAD, at the end of this file, is a zip (base85) of secinstall's wheel
 and of the pure-Python distributions secinstall needs to run (truststore, packaging,
@@ -86,6 +86,9 @@ OPTIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("--python",), "value", "install into this interpreter's environment"),
     (("-t", "--target"), "value", "install into this directory"),
     (("--prefix",), "value", "install under this prefix"),
+    (("--break-system-packages",), "flag", "install even into an externally managed "
+                                           "environment (PEP 668), as pip does (a weakening, "
+                                           "reported)"),
     (("--cache-dir",), "value", "secinstall's download cache"),
     (("--no-cache-dir",), "flag", "use a temporary cache"),
     (("--no-deps",), "flag", "with requirements: don't check that their dependencies are "
@@ -251,9 +254,10 @@ _STAGED = ("import sys\n"
            "sys.exit(main(sys.argv[2:]))\n")
 #: The options the staging install is not given: where and how the real install goes,
 #: what it reports and checks, and what the user's requirements are.
-_NOT_STAGED = frozenset({"--python", "--target", "--prefix", "--force-reinstall",
-                         "--no-compile", "--dry-run", "--report", "--verbose", "--quiet",
-                         "--requirement", "--constraint", "--attestations", "--no-cache-dir"})
+_NOT_STAGED = frozenset({"--python", "--target", "--prefix", "--break-system-packages",
+                         "--force-reinstall", "--no-compile", "--dry-run", "--report",
+                         "--verbose", "--quiet", "--requirement", "--constraint",
+                         "--attestations", "--no-cache-dir"})
 
 
 def install_in_two_phases(argv: list[str], args: argparse.Namespace, wheel: Path, tmp: Path,

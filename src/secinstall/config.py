@@ -186,6 +186,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "prefix": ("prefix", _text),
     "python": ("python", _text),
     "dry-run": ("dry-run", _strtobool),
+    "break-system-packages": ("break-system-packages", _strtobool),
     "report": ("report", _text),
     "quiet": ("quiet", _count),
     "verbose": ("verbose", _count),

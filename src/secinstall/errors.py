@@ -40,6 +40,11 @@ class TargetError(SecinstallError):
     """The target interpreter or directory can't be used."""
 
 
+class ExternallyManagedError(TargetError):
+    """The target environment is externally managed (PEP 668): its distributor's tools
+    install into it, not pip or secinstall, unless --break-system-packages is given."""
+
+
 class ResolveError(SecinstallError):
     """What to install could not be decided."""
 

@@ -283,6 +283,9 @@ class InstallOptions:
 
     #: The usage policy (`secinstall.policy.UsagePolicy`), checked on the plan.
     usage_policy: Any = None
+    #: The target's PEP 668 `EXTERNALLY-MANAGED` file, when `--break-system-packages`
+    #: installs into that externally managed environment anyway (a weakening).
+    externally_managed: Path | None = None
 
     @property
     def weakenings(self) -> list[str]:
@@ -294,4 +297,7 @@ class InstallOptions:
         if self.trust_cached_bytecode and self.compile_bytecode:
             found.append("bytecode taken from the cache, not compiled from the verified "
                          "sources (--trust-cached-bytecode)")
+        if self.externally_managed is not None:
+            found.append("installing into an externally managed environment despite its "
+                         f"PEP 668 marker {self.externally_managed} (--break-system-packages)")
         return found

@@ -37,6 +37,8 @@ paths = (sysconfig.get_paths(scheme_name, vars={"base": prefix, "platbase": pref
 print(json.dumps({
     "executable": sys.executable,
     "prefix": sys.prefix,
+    "base_prefix": sys.base_prefix,
+    "stdlib": sysconfig.get_path("stdlib"),
     "version": list(sys.version_info[:3]),
     "implementation": sys.implementation.name,
     "cache_tag": sys.implementation.cache_tag,
@@ -66,6 +68,9 @@ class Target:
     markers: Mapping[str, str]
     #: True when the target interpreter is the one running secinstall.
     is_current: bool
+    #: PEP 668's `EXTERNALLY-MANAGED` file, when it governs installing here (see
+    #: `externally_managed_marker`); None otherwise.
+    externally_managed: Path | None = None
 
     @functools.cached_property
     def tag_ranks(self) -> dict[str, int]:
@@ -85,6 +90,60 @@ class Target:
     @property
     def python_version(self) -> str:
         return ".".join(map(str, self.version))
+
+
+def externally_managed_marker(kind: str, prefix: str, base_prefix: str,
+                              stdlib: str) -> Path | None:
+    """PEP 668's marker, where it governs the install, by pip's rule (pip/_internal/utils/
+    misc.py and commands/install.py): `<stdlib>/EXTERNALLY-MANAGED`, if it is a file, for
+    an install into the interpreter's own environment (not `--target` or `--prefix`) that
+    is not a virtual environment (sys.prefix == sys.base_prefix)."""
+    if kind != "environment" or prefix != base_prefix:
+        return None
+    marker = Path(stdlib, "EXTERNALLY-MANAGED")
+    return marker if marker.is_file() else None
+
+
+def externally_managed_text(marker: Path, prefix: Path) -> str:
+    """What the marker says, as pip shows it (pip's ExternallyManagedEnvironment
+    .from_config): its `[externally-managed]` section's `Error-<lang>` for the language
+    of the messages' locale, else `Error`, else (no such key, or an unreadable file) pip's
+    own default text."""
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(marker, encoding="utf-8")
+        section = parser["externally-managed"]
+        for key in externally_managed_keys(_messages_language()):
+            if key in section:
+                return section[key]
+    except (KeyError, OSError, UnicodeDecodeError, configparser.Error):
+        pass
+    return (f"The Python environment under {prefix} is managed externally, and may not be\n"
+            "manipulated by the user. Please use specific tooling from the distributor of\n"
+            "the Python installation to interact with this environment instead.")
+
+
+def _messages_language() -> str | None:
+    import locale
+
+    try:
+        return locale.getlocale(locale.LC_MESSAGES)[0]
+    except (AttributeError, ValueError):  # no LC_MESSAGES (Windows), or an unknown locale
+        return None
+
+
+def externally_managed_keys(lang: str | None) -> list[str]:
+    """The marker's keys to try, in pip's order: `Error-de_DE`, `Error-de`, `Error`."""
+    keys = []
+    if lang is not None:
+        keys.append(f"Error-{lang}")
+        for sep in ("-", "_"):
+            before, found, _ = lang.partition(sep)
+            if found:
+                keys.append(f"Error-{before}")
+    return [*keys, "Error"]
 
 
 def find_interpreter(spec: str | None) -> Path:
@@ -187,6 +246,8 @@ def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
                  "data": str(root), "headers": str(root / "include")}
     elif prefix_path:
         kind, root = "prefix", prefix_path
+    marker = externally_managed_marker(kind, info["prefix"], info["base_prefix"],
+                                       info["stdlib"])
     return Target(
         python=interpreter,
         kind=kind,
@@ -199,4 +260,5 @@ def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
         tags=tuple(info["tags"]),
         markers=info["markers"],
         is_current=interpreter == Path(sys.executable).absolute(),
+        externally_managed=marker,
     )

@@ -48,6 +48,7 @@ from tests.support.index import LocalIndex
 from tests.support.interrupt import interrupt_when_requested
 from tests.support.pep740 import WHEEL, fixtures_dir, serve_real_wheel
 from tests.support.snapshot import snapshot
+from tests.support.system_python import SystemPython, assert_refused
 from tests.support.wheels import WheelMaker, build_wheel
 
 ROOT = Path(__file__).parents[2]
@@ -240,6 +241,36 @@ def test_by_default_the_runtime_pins_must_be_complete(
     assert "sigstore" in result.stderr
     assert "Traceback" not in result.stderr
     assert snapshot(venv.path) == before
+
+
+@pytest.mark.parametrize("mode", ["--core-only", "--no-deps"], ids=["core-only", "two-phases"])
+def test_an_externally_managed_python_is_refused_unless_break_system_packages(
+    managed: SystemPython, index: LocalIndex, ca_file: Path, script: Path,
+    repacked: dict[str, Repacked], standin: Repacked, tmp_path: Path, mode: str,
+) -> None:
+    """As get-pip.py (pip) does, PEP 668: the script installs into the interpreter that
+    runs it, here an externally managed one (the stage, in a temporary directory, is not
+    concerned)."""
+    for r in (*repacked.values(), standin):
+        index.add(r.path)
+    options = index_options(index, ca_file, tmp_path / "cache")
+    before = snapshot(managed.prefix)
+
+    refused = run(managed.python, script, mode, *options)
+
+    assert_refused(refused.returncode, refused.stderr, managed)
+    assert snapshot(managed.prefix) == before
+
+    result = run(managed.python, script, mode, "--break-system-packages", *options)
+
+    assert result.returncode == 0, result.stderr
+    assert "verification weakened: installing into an externally managed environment " \
+           f"despite its PEP 668 marker {managed.marker}" in result.stderr
+    assert {canonicalize_name(p.name.partition("-")[0])
+            for p in managed.purelib.glob("*.dist-info")} == {
+        "secinstall", *CORE, *(() if mode == "--core-only" else ("standin",))}
+    version = run(managed.python, "-m", "secinstall", "--version")
+    assert version.stdout.strip() == f"secinstall {__version__}", version.stderr
 
 
 #: The stand-in runtime pins can't be complete offline: staging them needs --no-deps.
@@ -596,9 +627,11 @@ def test_options_are_passed_on_to_secinstall_install() -> None:
     from secinstall._bootstrap_template import build_parser
 
     args = build_parser().parse_args(["-i", "https://x/", "--cert", "a.pem", "--cert", "b.pem",
-                                      "--no-index", "-vv", "--target", "t"])
+                                      "--no-index", "-vv", "--target", "t",
+                                      "--break-system-packages"])
     assert forwarded(args) == ["--index-url", "https://x/", "--no-index", "--cert", "a.pem",
-                               "--cert", "b.pem", "--target", "t", "--verbose", "--verbose"]
+                               "--cert", "b.pem", "--target", "t", "--break-system-packages",
+                               "--verbose", "--verbose"]
 
 
 # --- the real pins, against PyPI ---------------------------------------------------------------

@@ -259,6 +259,8 @@ def test_isolated_ignores_user_files_and_variables(layout: Layout) -> None:
         pytest.param("report", "-", "report", "-", id="report"),
         pytest.param("python", "/usr/bin/python3", "python", "/usr/bin/python3", id="python"),
         pytest.param("dry-run", "1", "dry-run", True, id="dry-run"),
+        pytest.param("break-system-packages", "1", "break-system-packages", True,
+                     id="break-system-packages"),
     ],
 )
 def test_values_from_a_variable(
@@ -413,7 +415,7 @@ PIP_DEST = {
     "python": "python", "dry-run": "dry_run", "report": "json_report_file", "quiet": "quiet",
     "verbose": "verbose", "constraint": "constraints", "requirement": "requirements",
     "proxy": "proxy", "disable-pip-version-check": "disable_pip_version_check",
-    "no-input": "no_input",
+    "no-input": "no_input", "break-system-packages": "override_externally_managed",
 }
 
 
@@ -459,7 +461,8 @@ ORACLE_CASES = [
     pytest.param(
         {"user": "[global]\ncache-dir = /c\nno-cache-dir = no\n[install]\nreport = out.json\n"
                  "force-reinstall = on\nignore-installed = 1\ndisable-pip-version-check = 1\n"
-                 "constraint = c.txt\nrequirement = r.txt\nprefix = /p\nno-input = yes\n"},
+                 "constraint = c.txt\nrequirement = r.txt\nprefix = /p\nno-input = yes\n"
+                 "break-system-packages = on\n"},
         {"PIP_PYTHON": "/usr/bin/python3", "PIP_REQUIRE_HASHES": "1", "PIP_NO_INDEX": "1",
          "PIP_EXTRA_INDEX_URL": "https://e.example"},
         False, id="everything-else"),

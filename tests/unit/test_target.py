@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 import sys
 import sysconfig
 from pathlib import Path
@@ -12,7 +13,7 @@ from packaging.tags import sys_tags
 from tests.conftest import Venv
 
 from secinstall.errors import TargetError
-from secinstall.target import resolve_target
+from secinstall.target import externally_managed_keys, externally_managed_text, resolve_target
 
 
 def test_running_interpreter() -> None:
@@ -128,3 +129,60 @@ def test_file_that_is_not_executable(tmp_path: Path) -> None:
     fake.write_text("not a program\n")
     with pytest.raises(TargetError, match=f"can't run the target interpreter {fake}"):
         resolve_target(str(fake))
+
+
+# -- PEP 668: the EXTERNALLY-MANAGED marker's message, as pip reads it ------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "keys"),
+    [
+        (None, ["Error"]),
+        ("C", ["Error-C", "Error"]),
+        ("de_DE", ["Error-de_DE", "Error-de", "Error"]),
+        ("pt-BR", ["Error-pt-BR", "Error-pt", "Error"]),
+    ],
+)
+def test_externally_managed_keys_in_pips_order(lang: str | None, keys: list[str]) -> None:
+    assert externally_managed_keys(lang) == keys
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(b"[externally-managed]\nError=Use apt.\n\tOr a venv.\n", id="error"),
+        pytest.param(b"[externally-managed]\nError =\n  first\n\n  after a blank line\n",
+                     id="starts-on-the-next-line"),
+        pytest.param(b"[externally-managed]\nerror-en_US = in English\nError = default\n",
+                     id="localized-key-case-insensitive"),
+        pytest.param(b"[externally-managed]\nError-en = in English\nError = default\n",
+                     id="localized-language"),
+        pytest.param(b"[externally-managed]\nError = 100% %(managed)s\n", id="no-interpolation"),
+        pytest.param(b"[externally-managed]\nOther = x\n", id="no-error-key"),
+        pytest.param(b"[other]\nError = x\n", id="no-section"),
+        pytest.param(b"Error = x\n", id="no-section-header"),
+        pytest.param(b"[externally-managed]\nError = \xff\xfe\n", id="not-utf-8"),
+        pytest.param(b"", id="empty"),
+    ],
+)
+@pytest.mark.parametrize("messages_locale", [None, "C.UTF-8"])
+def test_externally_managed_text_is_what_pip_shows(
+    tmp_path: Path, text: bytes, messages_locale: str | None
+) -> None:
+    from pip._internal.exceptions import ExternallyManagedEnvironment
+
+    marker = tmp_path / "EXTERNALLY-MANAGED"
+    marker.write_bytes(text)
+    saved = locale.setlocale(locale.LC_MESSAGES)
+    try:
+        if messages_locale is not None:
+            try:
+                locale.setlocale(locale.LC_MESSAGES, messages_locale)
+            except locale.Error:
+                pytest.skip(f"no {messages_locale} locale here")
+        theirs = str(ExternallyManagedEnvironment.from_config(marker).context)
+        ours = externally_managed_text(marker, Path(sys.prefix))
+    finally:
+        locale.setlocale(locale.LC_MESSAGES, saved)
+    # pip's default text ends with a newline; what the CLI shows is stripped either way.
+    assert ours.strip() == theirs.strip()

@@ -42,7 +42,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("lock", parents=[common], help="resolve, verify and write a lock file",
                        description=LOCK_DESCRIPTION, epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_install_options(p)
+    add_install_options(p, installs=False)
     p.add_argument("-o", "--output", metavar="FILE",
                    help="where to write (default: pylock.toml, or stdout for "
                         "--format requirements)")
@@ -145,7 +145,7 @@ def _cmd_lock(args: argparse.Namespace, out: Output) -> int:
     from ..lockfiles.requirements import requirements_text
     from ..pipeline import run_install
 
-    options, target = install_options(args)
+    options, target = install_options(args, installs=False)
     output = args.output or ("pylock.toml" if args.format == "pylock" else "-")
     output_file = None if output == "-" else output_path(output, "-o/--output")
     # Every file is verified, also those already installed in the target.

@@ -86,8 +86,9 @@ def add_target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", metavar="DIR", help="a --prefix directory")
 
 
-def add_install_options(p: argparse.ArgumentParser) -> None:
-    """The options of `install` (and `lock`, which resolves and verifies the same way)."""
+def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) -> None:
+    """The options of `install` (and `lock`, which resolves and verifies the same way but,
+    `installs` false, writes to no environment)."""
     p.add_argument("requirements_args", nargs="*", metavar="REQ",
                    help="requirement specifiers, e.g. 'rich==14.0.0', 'name @ URL' or a "
                         "wheel file")
@@ -142,6 +143,11 @@ def add_install_options(p: argparse.ArgumentParser) -> None:
                         "environment: hard links (the default except on Windows, where a "
                         "read-only file can't be deleted; the cache's files are read-only, "
                         "and copied where links can't be made) or copies")
+    if installs:
+        g.add_argument("--break-system-packages", action="store_true", default=None,
+                       help="install even into an externally managed environment (PEP "
+                            "668: a Python its distributor manages, e.g. the operating "
+                            "system's), as pip does with this flag (a weakening, reported)")
     g = p.add_argument_group("run")
     g.add_argument("--dry-run", action="store_true", default=None,
                    help="resolve, download and verify, but install nothing")
@@ -246,8 +252,10 @@ def _is_lock(path: str) -> bool:
     return is_lock_path(path)
 
 
-def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
-    """`install`'s options and target, from the arguments merged with every configuration."""
+def install_options(args: argparse.Namespace, *,
+                    installs: bool = True) -> tuple[InstallOptions, Target]:
+    """`install`'s options and target, from the arguments merged with every configuration;
+    `installs` (false for `lock`): refused, before any work, where PEP 668 forbids it."""
     from ..target import begin_target
 
     s = Settings(args)
@@ -263,6 +271,7 @@ def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
     target = pending()
     if target.kind == "environment":
         s = Settings(args, site_prefix=target.root)  # pip's "site" file is in the target
+    overridden = externally_managed(args, s, target) if installs else None
 
     req_files = as_list(s("requirement", args.requirement, []))
     locks = [f for f in req_files if _is_lock(f)]
@@ -306,8 +315,35 @@ def install_options(args: argparse.Namespace) -> tuple[InstallOptions, Target]:
         groups=tuple(args.group) if args.group else None,
         require_lock=Path(args.require_lock) if args.require_lock else None,
         usage_policy=usage,
+        externally_managed=overridden,
     )
     return options, target
+
+
+def externally_managed(args: argparse.Namespace, s: Settings, target: Target) -> Path | None:
+    """PEP 668, checked as pip checks it: an install into an externally managed
+    environment is refused, unless `--break-system-packages` (pip's flag, configuration
+    key and PIP_BREAK_SYSTEM_PACKAGES) overrides it, or it is `--dry-run --report` (which
+    pip exempts). Returns the marker overridden, a weakening; None when none applies."""
+    marker = target.externally_managed
+    if marker is None or (s("dry-run", args.dry_run, False) and args.report):
+        return None
+    if s("break-system-packages", args.break_system_packages, False):
+        return marker
+    import textwrap
+
+    from ..errors import ExternallyManagedError
+    from ..target import externally_managed_text
+
+    said = textwrap.indent(externally_managed_text(marker, target.root).strip(), "    ")
+    raise ExternallyManagedError(
+        f"{target.python} is the interpreter of an externally managed environment (PEP "
+        "668): its distributor's tools install into it, not pip or secinstall. "
+        f"{marker} says:\n{said}\n"
+        f"Install into a virtual environment instead (`{target.python} -m venv .venv`, "
+        "then `secinstall install --python .venv ...`), or pass --break-system-packages to "
+        "install into this one anyway, at the risk of breaking the system's Python "
+        "(reported as a weakening). Nothing was installed.")
 
 
 def attestation_policy(args: argparse.Namespace) -> AttestationPolicy:
