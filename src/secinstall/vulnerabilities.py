@@ -260,7 +260,9 @@ def look_up(queries: Sequence[Query], *, client: Client | None, db: OsvDatabase 
             except NoVulnerabilityData as exc:
                 problems.append(exc)
             except FetchError as exc:
-                problems.append(FetchError(f"{redact_url(url)}: {exc.message}"))
+                where = redact_url(url)  # most of the client's messages name it already
+                problems.append(FetchError(exc.message if where in exc.message
+                                           else f"{where}: {exc.message}"))
         return query, merge(found), problems
 
     return parallel_map(client, one, queries, workers=jobs)

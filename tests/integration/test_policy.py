@@ -494,22 +494,22 @@ def test_json_api_failures_warn_once_for_them_all(
     api = f"{index.base_url}/pypi"
     assert warnings == [
         f"could not check 7 distributions for known vulnerabilities: the JSON API of "
-        f"{index.url} could not be asked (e.g. {api}/lib0/1.0/json: giving up on {api}/lib0/"
-        f"1.0/json after 1 attempts: HTTP 503; {api}/lib6/1.0/json: {api}/lib6/1.0/json is "
-        "not a valid JSON API answer: Expecting value: line 1 column 1 (char 0)): lib0 1.0, "
+        f"{index.url} could not be asked (e.g. giving up on {api}/lib0/1.0/json after 1 "
+        f"attempts: HTTP 503; {api}/lib6/1.0/json is not a valid JSON API answer: Expecting "
+        "value: line 1 column 1 (char 0)): lib0 1.0, "
         "lib1 1.0, lib2 1.0, lib3 1.0, lib4 1.0, and 2 more (-v lists them) "
         '(vulnerabilities = "warn", from default)']
-    assert logged == [f"lib{i} 1.0: not checked for known vulnerabilities ({api}/lib{i}/1.0/"
-                      f"json: giving up on {api}/lib{i}/1.0/json after 1 attempts: HTTP 503)"
+    assert logged == [f"lib{i} 1.0: not checked for known vulnerabilities (giving up on "
+                      f"{api}/lib{i}/1.0/json after 1 attempts: HTTP 503)"
                       for i in range(6)] + [
-        f"lib6 1.0: not checked for known vulnerabilities ({api}/lib6/1.0/json: {api}/lib6/"
-        "1.0/json is not a valid JSON API answer: Expecting value: line 1 column 1 (char 0))"]
+        f"lib6 1.0: not checked for known vulnerabilities ({api}/lib6/1.0/json is not a "
+        "valid JSON API answer: Expecting value: line 1 column 1 (char 0))"]
 
     for i in range(7):
         index.fail_next(f"/pypi/lib{i}/1.0/json", 503)
     message = policies.refusal(plan, policies.load("vulnerabilities=refuse", apis), [index.url])
     assert message.startswith("the usage policy refuses this install: could not check lib0 "
-                              f"1.0 for known vulnerabilities: {api}/lib0/1.0/json: ")
+                              f"1.0 for known vulnerabilities: giving up on {api}/lib0/1.0/json ")
     assert "(fail closed; " in message and "(and 6 more problem(s))" in message
 
 
@@ -824,12 +824,12 @@ class TestCommandLine:
 
         assert warned == [
             "warning: could not check 3 distributions for known vulnerabilities: the JSON "
-            f"API of {self.index.url} could not be asked (e.g. {api}/lib0/1.0/json: giving up "
-            f"on {api}/lib0/1.0/json after 1 attempts: HTTP 503): lib0 1.0, lib1 1.0, "
+            f"API of {self.index.url} could not be asked (e.g. giving up on "
+            f"{api}/lib0/1.0/json after 1 attempts: HTTP 503): lib0 1.0, lib1 1.0, "
             'lib2 1.0 (vulnerabilities = "warn", from default)']
         for name in names:  # -v
-            assert f"{name} 1.0: not checked for known vulnerabilities ({api}/{name}/1.0/json:" \
-                f" giving up on {api}/{name}/1.0/json after 1 attempts: HTTP 503)" in out
+            assert f"{name} 1.0: not checked for known vulnerabilities (giving up on " \
+                f"{api}/{name}/1.0/json after 1 attempts: HTTP 503)" in out
 
     def test_audit_of_what_the_index_has_no_vulnerability_data_for(
         self, make_wheel: WheelMaker, public: LocalIndex
