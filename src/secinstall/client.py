@@ -119,6 +119,9 @@ def _in_no_proxy_network(host: str) -> bool:
 #: A proxy's refusal to open a tunnel without the right credentials, as http.client
 #: reports it (in urllib3's errors, and so in pip's log): its status and reason.
 PROXY_AUTH_REFUSED = re.compile(r"Tunnel connection failed: (407\b[^'\"\n)]*)")
+#: Any other refusal of a tunnel by the proxy (403: its policy forbids that host): a
+#: decision, not a transient failure (a 5xx is retried).
+PROXY_REFUSED = re.compile(r"Tunnel connection failed: (4\d\d\b[^'\"\n)]*)")
 
 
 def proxy_auth_error(proxy: str, answer: str, url: str) -> str:
@@ -303,6 +306,13 @@ class Client:
                 if proxy and (refused := PROXY_AUTH_REFUSED.search(str(exc))):
                     raise FetchError(proxy_auth_error(proxy, f"HTTP {refused.group(1)}",
                                                       url)) from exc
+                if proxy and (refused := PROXY_REFUSED.search(str(exc))):
+                    raise FetchError(
+                        f"the proxy {without_credentials(proxy)} refused to connect to "
+                        f"{urllib.parse.urlsplit(url).netloc.rpartition('@')[2]} (HTTP "
+                        f"{refused.group(1).strip()}, for {redact_url(url)}): ask its "
+                        "administrators to allow that host, or set NO_PROXY if it is "
+                        "reachable without the proxy") from exc
                 attempt = self._retry_or_raise(url, attempt, f"connection failed: {exc}")
                 continue
             try:

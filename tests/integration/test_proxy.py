@@ -189,3 +189,28 @@ def test_no_proxy_names_the_hosts_reached_directly(
     assert result.code == 0, result.err
     assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
     assert proxy.tunnels == [] and proxy.refused == []
+
+
+def test_a_proxy_refusing_the_host_says_so_at_once(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, tmp_path: Path,
+) -> None:
+    # A proxy's 403 to CONNECT is its policy (this one tunnels to 127.0.0.1 only), not a
+    # transient failure: asked once, and the message says who refused what.
+    wheel = make_wheel("lib", "1.0")
+    secinstall.index.add(wheel)
+    elsewhere = secinstall.index.url.replace("127.0.0.1", "127.0.0.2")
+    before = snapshot(venv.path)
+    with ConnectProxy(("ci", TOKEN)) as proxy:
+        bare = no_credentials(proxy)
+        result = secinstall("--python", venv.path, "-v", "--proxy", proxy.url,
+                            "--index-url", elsewhere, "--cert", secinstall.ca_file,
+                            "--cache-dir", tmp_path / "cache", *secinstall.pinned(wheel),
+                            local=False)
+
+    assert result.code == 1
+    host = elsewhere.removeprefix("https://").partition("/")[0]
+    assert f"the proxy {bare} refused to connect to {host} (HTTP 403" in result.err
+    assert len(proxy.command_lines) == 1
+    for secret in SECRETS:
+        assert secret not in result.out + result.err
+    assert snapshot(venv.path) == before
