@@ -23,6 +23,7 @@ from .target import Target
 #: Variables that would give the command another package source; replaced or removed.
 SOURCE_VARIABLES = (
     "PIP_INDEX_URL", "PIP_PYPI_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX",
+    "PIP_ISOLATED",  # pip would ignore PIP_INDEX_URL
     "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS",
     "UV_NO_INDEX",
 )
@@ -62,9 +63,10 @@ class RunResult:
 
 
 #: Settings of pip's configuration the command doesn't get: where packages come from (the
-#: verifying index is its only source) and the proxy (that index is on loopback; it asks
-#: upstream through the proxy itself).
-NOT_CARRIED = frozenset({"index-url", "extra-index-url", "find-links", "no-index", "proxy"})
+#: verifying index is its only source), `isolated` (pip would ignore PIP_INDEX_URL) and
+#: the proxy (that index is on loopback; it asks upstream through the proxy itself).
+NOT_CARRIED = frozenset({"index-url", "extra-index-url", "find-links", "no-index",
+                         "isolated", "proxy"})
 #: pip's commands, to know which section of its configuration files the command reads.
 _PIP_COMMANDS = frozenset({"install", "download", "wheel", "uninstall", "freeze", "inspect",
                            "list", "show", "check", "config", "cache", "index", "hash",

@@ -208,6 +208,11 @@ def test_command_sees_only_the_verifying_index(
 ) -> None:
     for var in ("PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "UV_INDEX", "UV_EXTRA_INDEX_URL"):
         monkeypatch.setenv(var, "https://elsewhere.example/simple/")
+    # Isolated, pip would ignore PIP_INDEX_URL: from a variable or a file, it is dropped;
+    # the file's other settings reach the command as variables.
+    monkeypatch.setenv("PIP_ISOLATED", "1")
+    (tmp_path / "pip.conf").write_text("[global]\nisolated = yes\ntimeout = 42\n",
+                                       encoding="utf-8")
     monkeypatch.setenv("PIP_CONFIG_FILE", str(tmp_path / "pip.conf"))
     seen = tmp_path / "env.json"
     dump = f"import json, os; json.dump(dict(os.environ), open({str(seen)!r}, 'w'))"
@@ -222,7 +227,8 @@ def test_command_sees_only_the_verifying_index(
     assert env["PIP_CONFIG_FILE"] == os.devnull
     assert env["UV_NO_CONFIG"] == "1"
     assert not {"PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "UV_INDEX",
-                "UV_EXTRA_INDEX_URL"} & env.keys()
+                "UV_EXTRA_INDEX_URL", "PIP_ISOLATED"} & env.keys()
+    assert env["PIP_TIMEOUT"] == "42"
 
 
 def test_command_keeps_the_other_pip_settings_not_the_sources(
