@@ -418,6 +418,19 @@ def test_pip_index_url_variable_is_honoured(
     assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
 
 
+def test_an_install_with_nothing_to_do_says_what_is_there(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path],
+) -> None:
+    # pip's report lists nothing already installed: said all the same, as pip does.
+    assert secinstall("--python", venv.path, "app").code == 0
+
+    again = secinstall("--python", venv.path, "app", "lib")
+
+    assert again.code == 0, again.err
+    assert again.out.splitlines()[-2:] == ["Already installed: app 1.0",
+                                          "Already installed: lib 2.0"]
+
+
 def test_pip_options_that_change_nothing_here_are_accepted(
     secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path],
 ) -> None:

@@ -6,10 +6,14 @@ import argparse
 import dataclasses
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .options import EPILOG, add_install_options, install_options
 from .output import Output, output_path
+
+if TYPE_CHECKING:  # kept out of start-up: `--help` imports this module
+    from ..models import InstallOptions
+    from ..target import Target
 
 INSTALL_DESCRIPTION = """\
 Install wheels, verified before anything is written: every file's sha256 is checked
@@ -80,6 +84,23 @@ def attestation_summary(verified: Sequence[Any], out: Output) -> None:
                  f"unverified: {shown} (--attestations require refuses such files)")
 
 
+def _say_satisfied(options: InstallOptions, target: Target, out: Output) -> None:
+    """Nothing was installed, and pip's resolver doesn't list what already satisfies the
+    requirements: say what does, as pip does."""
+    from packaging.utils import canonicalize_name
+
+    from ..install import find_installed
+
+    installed = find_installed(target)
+    names = dict.fromkeys(canonicalize_name(ur.req.name) for ur in options.requirements
+                          if not ur.is_constraint)
+    have = [installed[name] for name in names if name in installed]
+    for dist in have:
+        out.info(f"Already installed: {dist.name} {dist.version}")
+    if not have:
+        out.info("Nothing to install")
+
+
 def _cmd_install(args: argparse.Namespace, out: Output) -> int:
     from ..fragment import FragmentBuilder
 
@@ -129,6 +150,8 @@ def _cmd_install(args: argparse.Namespace, out: Output) -> int:
         out.info(f"Installed: {names}" + (f" (replaced {removed})" if removed else ""))
         if outcome.sbom is not None:
             out.debug(f"SBOM fragment: {outcome.sbom}")
+    elif not outcome.unchanged:
+        _say_satisfied(options, target, out)
     if args.report:
         report = json.dumps(build_report(outcome, weakened=weakened), indent=2)
         if report_file is None:
