@@ -184,6 +184,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "ignore-installed": ("ignore-installed", _strtobool),
     "target": ("target", _text),
     "prefix": ("prefix", _text),
+    "user": ("user", _strtobool),
     "python": ("python", _text),
     "dry-run": ("dry-run", _strtobool),
     "break-system-packages": ("break-system-packages", _strtobool),

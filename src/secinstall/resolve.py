@@ -280,7 +280,13 @@ def pip_command(options: InstallOptions, target: Target, req_file: Path,
     if cert_file:
         cmd += ["--cert", cert_file]
     # The proxy, whose URL may carry a token too, is in pip's environment (`pip_environment`).
-    if target.kind != "environment":
+    if target.kind == "user":
+        # pip's own --user plan: it sees what the interpreter sees, user site and system
+        # site-packages, so a requirement the system already satisfies is not installed
+        # again into the user site (as `pip install --user` does); --ignore-installed, as
+        # for --target, would put a second copy of every dependency there.
+        cmd.append("--user")
+    elif target.kind != "environment":
         # pip can't see what is installed there; every file is planned, and the install
         # stage skips what is already present.
         cmd.append("--ignore-installed")

@@ -23,9 +23,45 @@ from .errors import TargetError
 
 SCHEME_KEYS = ("purelib", "platlib", "headers", "scripts", "data")
 
+# The user scheme (`--user`) as this interpreter sees it when run without -I (the probe runs
+# with it, which hides PYTHONUSERBASE from `site` and turns the user site off): the user
+# base from the environment, and site's own check_enableusersite and virtual-environment
+# rules, as pip's decide_user_install reads them from `site` and pyvenv.cfg.
+_USER_PROBE = r"""
+def user_scheme():
+    import re, site
+    env = os.environ
+    getbase = getattr(site, "_getuserbase", site.getuserbase)
+    base = env.get("PYTHONUSERBASE") or getbase()
+    if hasattr(sysconfig, "get_preferred_scheme"):
+        name = sysconfig.get_preferred_scheme("user")
+    elif os.name == "nt":
+        name = "nt_user"
+    else:
+        name = ("osx_framework_user" if sys.platform == "darwin"
+                and getattr(sys, "_framework", None) else "posix_user")
+    if sys.flags.isolated:  # the probe's -I: site's check_enableusersite without it
+        ids = [(getattr(os, a, None), getattr(os, "e" + a, None)) for a in ("getuid", "getgid")]
+        enabled = not env.get("PYTHONNOUSERSITE") and all(
+            f is None or e is None or f() == e() for f, e in ids)
+    else:
+        enabled = bool(site.ENABLE_USER_SITE)
+    no_global = False  # pip's virtualenv_no_global
+    if sys.prefix != sys.base_prefix:
+        try:
+            with open(os.path.join(sys.prefix, "pyvenv.cfg"), encoding="utf-8") as cfg:
+                lines = cfg.read().splitlines()
+        except OSError:
+            lines = ["include-system-site-packages = false"]
+        no_global = any(m and m.group(1) == "false" for m in (
+            re.match(r"include-system-site-packages\s*=\s*(true|false)", x) for x in lines))
+    return {"base": base, "enabled": enabled, "no_global": no_global,
+            "paths": sysconfig.get_paths(name, vars={"userbase": base}) if base else None}
+"""
+
 # Runs inside the target interpreter, with our `packaging` put on its path (pure Python)
 # so that tags and markers are computed by the target itself, exactly as it will see them.
-_PROBE = r"""
+_PROBE = _USER_PROBE + r"""
 import importlib.util, json, os, sys, sysconfig
 sys.path.insert(0, sys.argv[1])
 from packaging import markers, tags
@@ -46,6 +82,7 @@ print(json.dumps({
     "paths": paths,
     "tags": [str(t) for t in tags.sys_tags()],
     "markers": markers.default_environment(),
+    "user": user_scheme(),
 }))
 """
 
@@ -55,7 +92,8 @@ class Target:
     """Where and for which interpreter wheels are installed."""
 
     python: Path
-    kind: Literal["environment", "target", "prefix"]
+    #: "user": `--user`, the interpreter's user scheme under its user base (the `root`).
+    kind: Literal["environment", "target", "prefix", "user"]
     #: Where secinstall keeps its lock, journal and records (`<root>/.secinstall`).
     root: Path
     scheme: Mapping[str, str]
@@ -71,6 +109,8 @@ class Target:
     #: PEP 668's `EXTERNALLY-MANAGED` file, when it governs installing here (see
     #: `externally_managed_marker`); None otherwise.
     externally_managed: Path | None = None
+    #: The interpreter's own `sys.prefix` (its environment, whatever `kind` is).
+    sys_prefix: Path | None = None
 
     @functools.cached_property
     def tag_ranks(self) -> dict[str, int]:
@@ -97,8 +137,9 @@ def externally_managed_marker(kind: str, prefix: str, base_prefix: str,
     """PEP 668's marker, where it governs the install, by pip's rule (pip/_internal/utils/
     misc.py and commands/install.py): `<stdlib>/EXTERNALLY-MANAGED`, if it is a file, for
     an install into the interpreter's own environment (not `--target` or `--prefix`) that
-    is not a virtual environment (sys.prefix == sys.base_prefix)."""
-    if kind != "environment" or prefix != base_prefix:
+    is not a virtual environment (sys.prefix == sys.base_prefix). pip checks `--user`
+    installs too: they are not `--root`, `--target` or `--prefix`."""
+    if kind not in ("environment", "user") or prefix != base_prefix:
         return None
     marker = Path(stdlib, "EXTERNALLY-MANAGED")
     return marker if marker.is_file() else None
@@ -216,29 +257,49 @@ def _probe(python: Path, prefix: Path | None) -> Callable[[], dict[str, Any]]:
 
 
 def resolve_target(python: str | None = None, *, target_dir: str | None = None,
-                   prefix: str | None = None) -> Target:
-    """Describe the install target from `--python`, `--target` and `--prefix`."""
-    return begin_target(python, target_dir=target_dir, prefix=prefix)()
+                   prefix: str | None = None, user: bool = False) -> Target:
+    """Describe the install target from `--python`, `--target`, `--prefix` and `--user`."""
+    return begin_target(python, target_dir=target_dir, prefix=prefix, user=user)()
 
 
 def begin_target(python: str | None = None, *, target_dir: str | None = None,
-                 prefix: str | None = None) -> Callable[[], Target]:
+                 prefix: str | None = None, user: bool = False) -> Callable[[], Target]:
     """`resolve_target`, in two steps: this one starts the target interpreter, the
     function it returns waits for its answer."""
     if target_dir and prefix:
         raise TargetError("--target and --prefix can't be used together")
+    # pip's refusals (commands/install.py: run, decide_user_install).
+    if user and target_dir:
+        raise TargetError("Can not combine '--user' and '--target'")
+    if user and prefix:
+        raise TargetError("Can not combine '--user' and '--prefix' as they imply different "
+                          "installation locations")
     interpreter = find_interpreter(python)
     prefix_path = Path(prefix).expanduser().absolute() if prefix else None
     pending = _probe(interpreter, prefix_path)
-    return lambda: _target(interpreter, pending(), target_dir, prefix_path)
+    return lambda: _target(interpreter, pending(), target_dir, prefix_path, user)
+
+
+def _user_scheme(interpreter: Path, user: dict[str, Any]) -> tuple[Path, dict[str, str]]:
+    """The user base and scheme of `--user`, or pip's reason why there is none."""
+    if user["no_global"]:
+        raise TargetError(f"{interpreter}: Can not perform a '--user' install. User "
+                          "site-packages are not visible in this virtualenv.")
+    if not user["enabled"] or not user["paths"]:
+        raise TargetError(f"{interpreter}: Can not perform a '--user' install. User "
+                          "site-packages are disabled for this Python.")
+    return Path(user["base"]), user["paths"]
 
 
 def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
-            prefix_path: Path | None) -> Target:
-    paths: dict[str, str] = {k: info["paths"][k] for k in SCHEME_KEYS if k in info["paths"]}
+            prefix_path: Path | None, user: bool = False) -> Target:
+    kind: Literal["environment", "target", "prefix", "user"] = "environment"
+    root, scheme = Path(info["prefix"]), info["paths"]
+    if user:
+        kind = "user"
+        root, scheme = _user_scheme(interpreter, info["user"])
+    paths: dict[str, str] = {k: scheme[k] for k in SCHEME_KEYS if k in scheme}
     paths.setdefault("headers", os.path.join(paths["data"], "include"))
-    kind: Literal["environment", "target", "prefix"] = "environment"
-    root = Path(info["prefix"])
     if target_dir:
         kind = "target"
         root = Path(target_dir).expanduser().absolute()
@@ -261,4 +322,5 @@ def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
         markers=info["markers"],
         is_current=interpreter == Path(sys.executable).absolute(),
         externally_managed=marker,
+        sys_prefix=Path(info["prefix"]),
     )

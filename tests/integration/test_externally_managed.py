@@ -21,7 +21,13 @@ from secinstall.target import resolve_target
 from tests.conftest import make_venv, run_in
 from tests.support.cli import Secinstall, run_cli
 from tests.support.snapshot import snapshot
-from tests.support.system_python import SystemPython, assert_refused
+from tests.support.system_python import (
+    SystemPython,
+    assert_refused,
+    fragment_weakenings,
+    imports_demo,
+    set_pip_switch,
+)
 from tests.support.wheels import WheelMaker
 
 WEAKENED = "verification weakened: installing into an externally managed environment"
@@ -32,21 +38,6 @@ def demo(secinstall: Secinstall, make_wheel: WheelMaker) -> Path:
     wheel = make_wheel("demo", "1.0")
     secinstall.index.add(wheel)
     return wheel
-
-
-def imports_demo(python: Path) -> str:
-    """What `python` (PYTHONPATH dropped) says of `import demo`."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    done = subprocess.run([str(python), "-c", "import demo; print(demo.__version__)"],
-                          capture_output=True, text=True, env=env, check=False)
-    return done.stdout.strip() or done.stderr.strip()
-
-
-def fragment_weakenings(prefix: Path) -> list[str]:
-    (fragment,) = (prefix / ".secinstall" / "sbom").glob("*.cdx.json")
-    props = json.loads(fragment.read_text(encoding="utf-8"))["metadata"]["properties"]
-    return [p["value"] for p in props if p["name"] == "secinstall:weakened"]
 
 
 def test_install_into_an_externally_managed_environment_is_refused(
@@ -100,12 +91,7 @@ def test_break_system_packages_from_pips_configuration(
     secinstall: Secinstall, managed: SystemPython, demo: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, where: str,
 ) -> None:
-    if where == "variable":
-        monkeypatch.setenv("PIP_BREAK_SYSTEM_PACKAGES", "1")
-    else:
-        config = tmp_path / "pip.conf"
-        config.write_text("[install]\nbreak-system-packages = true\n", encoding="utf-8")
-        monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+    set_pip_switch(monkeypatch, tmp_path, "break-system-packages", where)
 
     run = secinstall("--python", managed.python, "demo")
 

@@ -14,6 +14,8 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 MARKER = "EXTERNALLY-MANAGED"
 #: The message the tests' marker gives (written with continuation lines, as Debian's is).
 MANAGED_ERROR = ("To install Python packages system-wide, use the distributor's packages:\n"
@@ -94,3 +96,32 @@ def assert_refused(code: int, err: str, system: SystemPython) -> None:
     assert f"{system.python} -m venv .venv" in err
     assert "secinstall install --python .venv" in err
     assert "--break-system-packages" in err
+
+
+def imports_demo(python: Path, attribute: str = "__version__") -> str:
+    """What `python` (PYTHONPATH dropped, the rest of the environment kept, PYTHONUSERBASE
+    too) says of `import demo`: `demo.<attribute>`, or the error."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    done = subprocess.run([str(python), "-c", f"import demo; print(demo.{attribute})"],
+                          capture_output=True, text=True, env=env, check=False)
+    return done.stdout.strip() or done.stderr.strip()
+
+
+def fragment_weakenings(root: Path) -> list[str]:
+    """The weakenings the one SBOM fragment under `<root>/.secinstall` records."""
+    (fragment,) = (root / ".secinstall" / "sbom").glob("*.cdx.json")
+    props = json.loads(fragment.read_text(encoding="utf-8"))["metadata"]["properties"]
+    return [p["value"] for p in props if p["name"] == "secinstall:weakened"]
+
+
+def set_pip_switch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str,
+                   where: str) -> None:
+    """Turn pip's boolean setting `key` on, as a PIP_* variable ("variable") or in a
+    configuration file's [install] section (anything else)."""
+    if where == "variable":
+        monkeypatch.setenv("PIP_" + key.upper().replace("-", "_"), "1")
+    else:
+        config = tmp_path / "pip.conf"
+        config.write_text(f"[install]\n{key} = true\n", encoding="utf-8")
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(config))

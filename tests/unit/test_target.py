@@ -6,6 +6,7 @@ import locale
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.markers import default_environment
@@ -96,7 +97,7 @@ def test_prefix_for_the_running_interpreter(tmp_path: Path) -> None:
     ],
     ids=["missing-file", "missing-command", "target-and-prefix"],
 )
-def test_errors(kwargs: dict[str, str], message: str) -> None:
+def test_errors(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(TargetError, match=message):
         resolve_target(**kwargs)
 

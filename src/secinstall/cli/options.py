@@ -144,6 +144,11 @@ def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) ->
                         "read-only file can't be deleted; the cache's files are read-only, "
                         "and copied where links can't be made) or copies")
     if installs:
+        g.add_argument("--user", action="store_true", default=None,
+                       help="install into the user scheme of the interpreter (its user base, "
+                            "e.g. ~/.local, or PYTHONUSERBASE), as pip does")
+        g.add_argument("--no-user", dest="user", action="store_false",
+                       help="don't (overrides PIP_USER or the configuration's user = true)")
         g.add_argument("--break-system-packages", action="store_true", default=None,
                        help="install even into an externally managed environment (PEP "
                             "668: a Python its distributor manages, e.g. the operating "
@@ -260,7 +265,8 @@ def install_options(args: argparse.Namespace, *,
 
     s = Settings(args)
     pending = begin_target(s("python", args.python), target_dir=s("target", args.target),
-                           prefix=s("prefix", args.prefix))
+                           prefix=s("prefix", args.prefix),
+                           user=installs and bool(s("user", args.user, False)))
     # Imported while the target interpreter starts up and answers (about as long).
     from .. import pipeline  # noqa: F401
     from ..errors import RequirementsError
@@ -269,8 +275,9 @@ def install_options(args: argparse.Namespace, *,
     from ..requirements import parse_files
 
     target = pending()
-    if target.kind == "environment":
-        s = Settings(args, site_prefix=target.root)  # pip's "site" file is in the target
+    if target.kind in ("environment", "user"):
+        # pip's "site" file is in the target interpreter's environment.
+        s = Settings(args, site_prefix=target.sys_prefix)
     overridden = externally_managed(args, s, target) if installs else None
 
     req_files = as_list(s("requirement", args.requirement, []))
@@ -335,7 +342,8 @@ def externally_managed(args: argparse.Namespace, s: Settings, target: Target) ->
     from ..errors import ExternallyManagedError
     from ..target import externally_managed_text
 
-    said = textwrap.indent(externally_managed_text(marker, target.root).strip(), "    ")
+    said = externally_managed_text(marker, target.sys_prefix or target.root)
+    said = textwrap.indent(said.strip(), "    ")
     raise ExternallyManagedError(
         f"{target.python} is the interpreter of an externally managed environment (PEP "
         "668): its distributor's tools install into it, not pip or secinstall. "
