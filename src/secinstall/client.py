@@ -91,10 +91,15 @@ def proxy_for(url: str, configured: str | None) -> str | None:
     from urllib.request import getproxies, proxy_bypass
 
     proxy = getproxies().get("https")
-    if proxy and (proxy_bypass(urllib.parse.urlsplit(url).netloc.rpartition("@")[2])
+    if proxy and (proxy_bypass(_host_port(url))
                   or _in_no_proxy_network(urllib.parse.urlsplit(url).hostname or "")):
         return None
     return proxy or None
+
+
+def _host_port(url: str) -> str:
+    """`url`'s host and port, without userinfo."""
+    return urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
 
 
 def _in_no_proxy_network(host: str) -> bool:
@@ -116,20 +121,24 @@ def _in_no_proxy_network(host: str) -> bool:
     return False
 
 
-#: A proxy's refusal to open a tunnel without the right credentials, as http.client
-#: reports it (in urllib3's errors, and so in pip's log): its status and reason.
-PROXY_AUTH_REFUSED = re.compile(r"Tunnel connection failed: (407\b[^'\"\n)]*)")
-#: Any other refusal of a tunnel by the proxy (403: its policy forbids that host): a
-#: decision, not a transient failure (a 5xx is retried).
+#: A proxy's refusal to open a tunnel (407: not without the right credentials; 403: its
+#: policy forbids that host), as http.client reports it (in urllib3's errors, and so in
+#: pip's log): its status and reason. A decision, not a transient failure (a 5xx is
+#: retried).
 PROXY_REFUSED = re.compile(r"Tunnel connection failed: (4\d\d\b[^'\"\n)]*)")
 
 
-def proxy_auth_error(proxy: str, answer: str, url: str) -> str:
-    """What to say when `proxy` (its URL as given) answered 407 (`answer`, e.g. `HTTP 407
-    Proxy Authentication Required`) to a request for `url`: how to give credentials, and
-    never those it was given."""
+def proxy_refusal(proxy: str, answer: str, url: str) -> str:
+    """What to say when `proxy` (its URL as given) refused a request for `url` with
+    `answer` (e.g. `HTTP 407 Proxy Authentication Required`): for a 407, how to give
+    credentials, and never those it was given; else which host it refused."""
     bare, pair = split_credentials(proxy)
-    what = f"{answer.strip()}, for {redact_url(url)}"
+    answer = answer.strip()
+    what = f"{answer}, for {redact_url(url)}"
+    if not answer.startswith("HTTP 407"):
+        return (f"the proxy {bare} refused to connect to {_host_port(url)} ({what}): ask "
+                "its administrators to allow that host, or set NO_PROXY if it is reachable "
+                "without the proxy")
     how = ("in the proxy URL, percent-encoded: --proxy http://USER:TOKEN@host:port, "
            "or the same URL in HTTPS_PROXY")
     if pair is not None:
@@ -302,17 +311,10 @@ class Client:
                     raise TLSError(final.message) from exc
                 continue
             except urllib3.exceptions.HTTPError as exc:
-                # Credentials refused once are refused again: not retried.
-                if proxy and (refused := PROXY_AUTH_REFUSED.search(str(exc))):
-                    raise FetchError(proxy_auth_error(proxy, f"HTTP {refused.group(1)}",
-                                                      url)) from exc
+                # Refused once (credentials, or the host), refused again: not retried.
                 if proxy and (refused := PROXY_REFUSED.search(str(exc))):
-                    raise FetchError(
-                        f"the proxy {without_credentials(proxy)} refused to connect to "
-                        f"{urllib.parse.urlsplit(url).netloc.rpartition('@')[2]} (HTTP "
-                        f"{refused.group(1).strip()}, for {redact_url(url)}): ask its "
-                        "administrators to allow that host, or set NO_PROXY if it is "
-                        "reachable without the proxy") from exc
+                    raise FetchError(proxy_refusal(proxy, f"HTTP {refused.group(1)}",
+                                                   url)) from exc
                 attempt = self._retry_or_raise(url, attempt, f"connection failed: {exc}")
                 continue
             try:
@@ -327,7 +329,7 @@ class Client:
                 if resp.status in allow_status:
                     return resp.status, url, dict(resp.headers)
                 if resp.status == 407 and proxy:  # plain http:// goes to the proxy as is
-                    raise FetchError(proxy_auth_error(
+                    raise FetchError(proxy_refusal(
                         proxy, f"HTTP {resp.status} {resp.reason or ''}", url))
                 if resp.status != 200:
                     raise _status_error(url, resp.status, resp.reason,

@@ -31,9 +31,9 @@ from packaging.version import InvalidVersion, Version
 
 from .cache import Cache
 from .client import (
-    PROXY_AUTH_REFUSED,
-    proxy_auth_error,
+    PROXY_REFUSED,
     proxy_for,
+    proxy_refusal,
     redact_text,
     redact_url,
     without_credentials,
@@ -441,8 +441,9 @@ def _raise_proxy_failure(log: str, configured_proxy: str | None) -> None:
     url, reason = found.groups()
     proxy = proxy_for(url, configured_proxy)
     details = [redact_text(m.group(0)) for m in _PROXY_PROBLEM.finditer(log)]
-    if proxy is not None and (refused := PROXY_AUTH_REFUSED.search(reason)):
-        raise FetchError("pip's resolver: " + proxy_auth_error(
+    refused = PROXY_REFUSED.search(reason)
+    if proxy is not None and refused and refused.group(1).startswith("407"):
+        raise FetchError("pip's resolver: " + proxy_refusal(
             proxy, f"HTTP {refused.group(1)}", url), details=details)
     through = f"the proxy {without_credentials(proxy)}" if proxy else "a proxy"
     raise FetchError(f"pip's resolver could not read {redact_url(url)} through {through}: "
