@@ -4,13 +4,11 @@ cyclonedx-python-lib takes longer to import, and then to build and write a fragm
 a warm install takes to link every file; in a thread it would also hold the GIL that the
 linking needs. So `install` starts the process first thing (and closes it if there is
 nothing to install): it imports cyclonedx while secinstall starts, makes each
-distribution's part as soon as its wheel is verified, gets the install's facts when they
-are known (before anything is written), and writes the fragment while the files are linked.
+distribution's part (`sbom.part`: its component, with licences, evidence and bundled
+SBOMs) as soon as its wheel is verified, gets the install's facts when they are known
+(before anything is written), and writes the document while the files are linked.
 
-Each distribution's part (`sbom.part`: its component, with licences, evidence and bundled
-SBOMs) is made as soon as its wheel is verified, so that only the document is left to do
-once the install's facts are known. It is only a faster way to the same text
-(`sbom.fragment_json`): if the process can't be
+It is only a faster way to the same text (`sbom.fragment_json`): if the process can't be
 started, fails or says nothing, `sbom.write_fragment` builds the fragment in this process.
 """
 

@@ -110,11 +110,8 @@ def _carried_settings(environ: Mapping[str, str], command: Sequence[str],
     from .config import pip_config_values
 
     name = next((arg for arg in command if arg in _PIP_COMMANDS), "")
-    try:
-        sections, _problems = pip_config_values(environ, site_prefix=site_prefix,
-                                                command=name or "global")
-    except OSError:
-        return {}
+    sections, _problems = pip_config_values(environ, site_prefix=site_prefix,
+                                            command=name or "global")
     carried: dict[str, str] = {}
     for section in ("global", name):
         for key, (value, _origin) in sections.get(section, {}).items():

@@ -131,8 +131,10 @@ def _fragment_text(outcome: Outcome, *, indexes: Sequence[str], weakened: Sequen
     """`fragment_json`, and the fragment's timestamp."""
     from .install import find_installed, same_version
 
-    installed = find_installed(outcome.target)
     trees = {u.fetched.dist.name: u for u in outcome.unpacked}
+    # What is installed is looked at only for a distribution without a tree (`run`).
+    installed = (find_installed(outcome.target)
+                 if any(v.dist.name not in trees for v in outcome.verified) else {})
     parts = []
     for v in outcome.verified:
         dist = v.dist
