@@ -44,7 +44,11 @@ _CHILD = ("import json, os, sys\n"
           f"hasattr(os, 'nice') and os.nice({NICENESS})\n"
           "sys.path[:] = json.loads(sys.argv[1])\n"
           "from secinstall.fragment import serve\n"
-          "serve()\n")
+          "serve()\n"
+          # The parent reads until the pipe closes, which is at exit: without the
+          # interpreter's teardown of every model object (nothing else is open here).
+          "sys.stdout.flush()\n"
+          "os._exit(0)\n")
 
 
 class FragmentBuilder:

@@ -5,6 +5,7 @@ everything else raises `SecinstallError`."""
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 
@@ -14,7 +15,7 @@ from . import environment, install, integrations, verify
 from .options import EPILOG, add_pip_global_options
 from .output import Output
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "run"]
 
 #: Top-level modules of the dependencies imported lazily (absent in a core-only install).
 OPTIONAL_MODULES = frozenset({"sigstore", "pypi_attestations", "pydantic", "cryptography",
@@ -74,3 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
               "install secinstall with its dependencies (python -m pip install secinstall)",
               file=sys.stderr)
         return 1
+
+
+def run() -> None:
+    """The `secinstall` command and `python -m secinstall`: `main`, then exit with its
+    code."""
+    code = main()
+    # The interpreter's last garbage collection walks every object still alive (tens of
+    # thousands after an install) only to free memory that the exit frees anyway: measured,
+    # a fifth to a third of a warm install's way out. Frozen objects are left out of it;
+    # atexit handlers, and the closing of files as their objects go, still run.
+    gc.freeze()
+    sys.exit(code)
