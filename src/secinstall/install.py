@@ -33,10 +33,13 @@ from .verify.wheel import Member
 INSTALLER_NAME = b"secinstall\n"
 
 
-def find_installed(target: Target) -> dict[NormalizedName, InstalledDist]:
-    """Distributions present in the target, by normalised name."""
+def find_installed(target: Target, *, satisfying: bool = False,
+                   ) -> dict[NormalizedName, InstalledDist]:
+    """Distributions present in the target, by normalised name. With `satisfying`, also
+    those that satisfy a requirement without being the target's (`--user`: the
+    interpreter's own site-packages), where the target has none of that name."""
     found: dict[NormalizedName, InstalledDist] = {}
-    for site in target.site_dirs:
+    for site in (*target.site_dirs, *(target.base_site_dirs if satisfying else ())):
         try:
             entries = list(os.scandir(site))
         except OSError:

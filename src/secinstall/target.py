@@ -111,6 +111,9 @@ class Target:
     externally_managed: Path | None = None
     #: The interpreter's own `sys.prefix` (its environment, whatever `kind` is).
     sys_prefix: Path | None = None
+    #: `--user`: the interpreter's own site-packages. What is installed there satisfies a
+    #: requirement, as pip counts it, but is never replaced (the user site shadows it).
+    base_site_dirs: tuple[Path, ...] = ()
 
     @functools.cached_property
     def tag_ranks(self) -> dict[str, int]:
@@ -309,6 +312,9 @@ def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
         kind, root = "prefix", prefix_path
     marker = externally_managed_marker(kind, info["prefix"], info["base_prefix"],
                                        info["stdlib"])
+    base = info["paths"]
+    base_site_dirs = (tuple(dict.fromkeys(Path(base[k]) for k in ("purelib", "platlib")))
+                      if kind == "user" else ())
     return Target(
         python=interpreter,
         kind=kind,
@@ -323,4 +329,5 @@ def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
         is_current=interpreter == Path(sys.executable).absolute(),
         externally_managed=marker,
         sys_prefix=Path(info["prefix"]),
+        base_site_dirs=base_site_dirs,
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_venv
-from tests.support.cli import Secinstall
+from tests.support.cli import Secinstall, dist_infos
 from tests.support.snapshot import snapshot
 from tests.support.system_python import (
     SystemPython,
@@ -71,6 +71,36 @@ def test_user_installs_into_the_user_base(
     again = secinstall("--python", system_python.python, "--user", "demo")
     assert again.code == 0, again.err
     assert "Installed: demo" not in again.out  # already in the user site
+
+
+def test_user_counts_the_interpreters_own_distributions_as_installed_as_pip_does(
+    secinstall: Secinstall, system_python: SystemPython, demo: Path, user_base: Path,
+    make_wheel: WheelMaker,
+) -> None:
+    # Pinned (no resolver): what its own site-packages hold satisfies a pin, as pip says;
+    # another version goes into the user site, which shadows it, and the other stays.
+    first = secinstall("--python", system_python.python, "--no-user", "demo")
+    assert first.code == 0, first.err
+
+    run = secinstall("--python", system_python.python, "--user",
+                     *secinstall.pinned(demo))
+
+    assert run.code == 0, run.err
+    assert "Already installed: demo 1.0" in run.out
+    assert "Installed:" not in run.out
+    assert not user_site(user_base).exists()
+
+    newer = make_wheel("demo", "2.0")
+    secinstall.index.add(newer)
+    upgrade = secinstall("--python", system_python.python, "--user", *secinstall.pinned(newer))
+
+    assert upgrade.code == 0, upgrade.err
+    assert "Installed: demo 2.0" in upgrade.out
+    assert "replaced" not in upgrade.out
+    assert dist_infos(user_site(user_base), "demo") == ["demo-2.0.dist-info"]
+    assert dist_infos(system_python.purelib, "demo") == ["demo-1.0.dist-info"]
+    assert imports_demo(system_python.python, "__file__") == str(
+        user_site(user_base) / "demo" / "__init__.py")
 
 
 @pytest.mark.parametrize("where", ["variable", "config-file"])

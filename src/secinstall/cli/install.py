@@ -91,7 +91,7 @@ def _say_satisfied(options: InstallOptions, target: Target, out: Output) -> None
 
     from ..install import find_installed
 
-    installed = find_installed(target)
+    installed = find_installed(target, satisfying=True)
     names = dict.fromkeys(canonicalize_name(ur.req.name) for ur in options.requirements
                           if not ur.is_constraint)
     have = [installed[name] for name in names if name in installed]
