@@ -260,6 +260,8 @@ class InstallOptions:
     force_reinstall: bool = False
     pre: bool = False
     dry_run: bool = False
+    #: `--report FILE` ("-": stdout): where the command writes pip's installation report.
+    report: str | None = None
     compile_bytecode: bool = True
     #: How files get from the unpacked cache into the environment: "hardlink" (falls back
     #: to copying across filesystems) or "copy".

@@ -49,6 +49,25 @@ def test_dry_run_report_on_stdout(
     assert items["lib"]["secinstall"]["via"] == ["app==1.0"]
 
 
+def test_report_and_dry_run_from_pips_configuration(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As pip reads them: PIP_REPORT=- puts the report on stdout, and the messages go aside.
+    secinstall.index.add(make_wheel("app", "1.0"))
+    monkeypatch.setenv("PIP_DRY_RUN", "1")
+    monkeypatch.setenv("PIP_REPORT", "-")
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "app")
+
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    assert [item["metadata"]["name"] for item in report["install"]] == ["app"]
+    assert report["secinstall"]["dry_run"] is True
+    assert "Would install: app 1.0" in run.err
+    assert snapshot(venv.path) == before
+
+
 def test_report_file_of_an_upgrade(
     secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -108,8 +109,8 @@ def _cmd_install(args: argparse.Namespace, out: Output) -> int:
     fragment = None if args.dry_run else FragmentBuilder()
     try:
         options, target = install_options(args)  # imports the pipeline meanwhile
-        report_file = None if args.report in (None, "-") else output_path(args.report,
-                                                                          "--report")
+        report = options.report  # pip's configuration may give it (PIP_REPORT)
+        report_file = None if report in (None, "-") else output_path(report, "--report")
     except BaseException:
         if fragment is not None:
             fragment.close()
@@ -118,6 +119,8 @@ def _cmd_install(args: argparse.Namespace, out: Output) -> int:
     from ..progress import make_progress
     from ..report import build_report
 
+    if report == "-":  # the messages make way for it (main knew of --report - only)
+        out.stream = sys.stderr
     weakened = options.weakenings
     for w in weakened:
         out.warn(f"verification weakened: {w}")
@@ -152,14 +155,14 @@ def _cmd_install(args: argparse.Namespace, out: Output) -> int:
             out.debug(f"SBOM fragment: {outcome.sbom}")
     elif not outcome.unchanged:
         _say_satisfied(options, target, out)
-    if args.report:
-        report = json.dumps(build_report(outcome, weakened=weakened), indent=2)
+    if report:
+        text = json.dumps(build_report(outcome, weakened=weakened), indent=2)
         if report_file is None:
-            print(report)
+            print(text)
         else:
             from ..files import write_file
 
-            write_file(report_file, report + "\n")
+            write_file(report_file, text + "\n")
     return 0
 
 

@@ -278,7 +278,8 @@ def install_options(args: argparse.Namespace, *,
     if target.kind in ("environment", "user"):
         # pip's "site" file is in the target interpreter's environment.
         s = Settings(args, site_prefix=target.sys_prefix)
-    overridden = externally_managed(args, s, target) if installs else None
+    report = s("report", args.report)
+    overridden = externally_managed(args, s, target, report) if installs else None
 
     req_files = as_list(s("requirement", args.requirement, []))
     locks = [f for f in req_files if _is_lock(f)]
@@ -308,6 +309,7 @@ def install_options(args: argparse.Namespace, *,
         force_reinstall=bool(s("force-reinstall", args.force_reinstall, False)),
         pre=bool(s("pre", args.pre, False) or reqs.pre),
         dry_run=bool(s("dry-run", args.dry_run, False)),
+        report=report,
         compile_bytecode=not s("no-compile", args.no_compile, False),
         trust_cached_bytecode=bool(s("trust-cached-bytecode", args.trust_cached_bytecode,
                                      False)),
@@ -327,13 +329,14 @@ def install_options(args: argparse.Namespace, *,
     return options, target
 
 
-def externally_managed(args: argparse.Namespace, s: Settings, target: Target) -> Path | None:
+def externally_managed(args: argparse.Namespace, s: Settings, target: Target,
+                       report: str | None) -> Path | None:
     """PEP 668, checked as pip checks it: an install into an externally managed
     environment is refused, unless `--break-system-packages` (pip's flag, configuration
     key and PIP_BREAK_SYSTEM_PACKAGES) overrides it, or it is `--dry-run --report` (which
     pip exempts). Returns the marker overridden, a weakening; None when none applies."""
     marker = target.externally_managed
-    if marker is None or (s("dry-run", args.dry_run, False) and args.report):
+    if marker is None or (s("dry-run", args.dry_run, False) and report):
         return None
     if s("break-system-packages", args.break_system_packages, False):
         return marker
