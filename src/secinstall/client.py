@@ -69,6 +69,12 @@ def without_credentials(url: str) -> str:
     return split_credentials(url)[0]
 
 
+def index_key(url: str) -> str:
+    """An index URL to compare with another: one index whatever credentials its URL
+    carries (real, redacted as in a record, or none), with one trailing slash."""
+    return without_credentials(url).rstrip("/") + "/"
+
+
 #: Where a URL with credentials may appear in free text (another program's output).
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 

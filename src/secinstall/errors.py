@@ -10,6 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def first_few(items: Sequence[str], limit: int = 5, sep: str = ", ") -> str:
+    """`items` joined with `sep`, cut after the first `limit` (for a warning; -v lists
+    them all)."""
+    if len(items) <= limit:
+        return sep.join(items)
+    return sep.join([*items[:limit], f"and {len(items) - limit} more (-v lists them)"])
+
+
 class SecinstallError(Exception):
     """Base of every error secinstall raises on purpose."""
 

@@ -16,8 +16,8 @@ from typing import Any, Literal
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from .client import Client, parallel_map, redact_url, without_credentials
-from .errors import FetchError, NoVulnerabilityData, PolicyError
+from .client import Client, index_key, parallel_map, redact_url, without_credentials
+from .errors import FetchError, NoVulnerabilityData, PolicyError, first_few
 from .index import fetch_project
 from .licenses import license_expression, license_problems
 from .models import (
@@ -32,7 +32,6 @@ from .policy import UsagePolicy, _show, parse_time
 from .vulnerabilities import (
     OsvDatabase,
     Query,
-    first_few,
     ignored,
     index_of,
     json_api_url,
@@ -155,12 +154,6 @@ def _check_file(dist: PlannedDist, policy: UsagePolicy, pinned: bool,
     return found
 
 
-def _norm(url: str) -> str:
-    # An index is the same index with or without credentials in its URL (the client
-    # has them from the configuration).
-    return without_credentials(url).rstrip("/") + "/"
-
-
 def _same_file(listed: IndexFile, planned: IndexFile) -> bool:
     sha = listed.hashes.get("sha256")
     return listed.url == planned.url or (
@@ -172,11 +165,11 @@ def _check_indexes(dists: Sequence[PlannedDist], policy: UsagePolicy, client: Cl
                    index_urls: Sequence[str], jobs: int) -> list[str]:
     """Index pinning: an assigned project only from its index; with several indexes, a
     name on more than one of them (not serving the same file) is refused."""
-    configured = list(dict.fromkeys(_norm(u) for u in index_urls))
+    configured = list(dict.fromkeys(index_key(u) for u in index_urls))
     todo = [d for d in dists if not d.is_direct
             and (d.name in policy.indexes or len(configured) > 1)]
     pairs = sorted({(d.name, u) for d in todo for u in configured}
-                   | {(d.name, _norm(policy.indexes[d.name])) for d in todo
+                   | {(d.name, index_key(policy.indexes[d.name])) for d in todo
                       if d.name in policy.indexes})
     if not pairs:
         return []
@@ -200,7 +193,7 @@ def _check_indexes(dists: Sequence[PlannedDist], policy: UsagePolicy, client: Cl
         serving = [u for u, fs in files.items() if any(_same_file(f, d.file) for f in fs)]
         assign = f"indexes.{d.name}"
         if d.name in policy.indexes:
-            home = _norm(policy.indexes[d.name])
+            home = index_key(policy.indexes[d.name])
             if home in serving:
                 continue
             versions = sorted({v for f in files[home] if (v := f.version)})
@@ -264,11 +257,11 @@ def _check_vulnerabilities(dists: Sequence[PlannedDist], policy: UsagePolicy,
                            log: Callable[[str], None]) -> tuple[list[str], list[str]]:
     if policy.vulnerabilities == "off":
         return [], []
-    apis = {_norm(u) for u in policy.vulnerability_indexes}
+    apis = {index_key(u) for u in policy.vulnerability_indexes}
     queries, homes = [], {}
     for d in dists:
-        home = index_of(d.file, [*index_urls, *map(_norm, index_urls)])
-        url = json_api_url(home, d.name, d.version) if home and _norm(home) in apis else None
+        home = index_of(d.file, [*index_urls, *map(index_key, index_urls)])
+        url = json_api_url(home, d.name, d.version) if home and index_key(home) in apis else None
         queries.append(Query(d.name, d.version, (url,) if url else ()))
         homes[queries[-1]] = home or ""
     db = OsvDatabase(policy.osv_dir) if policy.osv_dir is not None else None

@@ -15,7 +15,7 @@ from typing import Any
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .client import Client, parallel_map, redact_url
+from .client import Client, index_key, parallel_map, redact_url
 from .errors import ConfigError, FetchError, NoVulnerabilityData
 from .models import IndexFile, InstalledDist
 
@@ -227,14 +227,6 @@ def from_json_api(client: Client, url: str) -> list[Advisory]:
         raise FetchError(f"{redact_url(url)} is not a valid JSON API answer: {exc}") from exc
 
 
-def first_few(items: Sequence[str], limit: int = 5, sep: str = ", ") -> str:
-    """`items` joined with `sep`, cut after the first `limit` (for a warning; -v lists
-    them all)."""
-    if len(items) <= limit:
-        return sep.join(items)
-    return sep.join([*items[:limit], f"and {len(items) - limit} more (-v lists them)"])
-
-
 @dataclass(frozen=True)
 class Query:
     """What to look up: a version, and the JSON API URLs that may know it."""
@@ -268,11 +260,6 @@ def look_up(queries: Sequence[Query], *, client: Client | None, db: OsvDatabase 
     return parallel_map(client, one, queries, workers=jobs)
 
 
-def _key(index_url: str) -> str:
-    """An index URL as an SBOM fragment records it (credentials redacted), to compare."""
-    return redact_url(index_url).rstrip("/") + "/"
-
-
 def audited_index(recorded: IndexFile | None,
                   api_indexes: Sequence[str]) -> tuple[str | None, str]:
     """The one of `api_indexes` whose JSON API `audit` asks about an installed
@@ -297,15 +284,15 @@ def audited_index(recorded: IndexFile | None,
         return api_indexes[0], ("not installed by secinstall, so where it came from is "
                                 "unknown (taken to be the first of vulnerability-indexes, "
                                 "as pip-audit takes PyPI)")
-    configured = {_key(u): u for u in api_indexes}
-    listed = dataclasses.replace(recorded, origin=_key(recorded.origin)) \
+    configured = {index_key(u): u for u in api_indexes}
+    listed = dataclasses.replace(recorded, origin=index_key(recorded.origin)) \
         if recorded.origin else recorded
     home = index_of(listed, list(configured))
     # The index that listed the file, else (a lock file, "pip report") the file itself.
     came = recorded.origin if "://" in recorded.origin else recorded.url
     where = f"installed by secinstall from {redact_url(came)}"
-    if home is not None and _key(home) in configured:
-        return configured[_key(home)], where
+    if home is not None and index_key(home) in configured:
+        return configured[index_key(home)], where
     return None, f"{where}, which is not in vulnerability-indexes"
 
 

@@ -93,10 +93,11 @@ def _cmd_policy(args: argparse.Namespace, out: Output) -> int:
 def _cmd_audit(args: argparse.Namespace, out: Output) -> int:
     from .. import tls
     from ..client import Client, redact_url
+    from ..errors import first_few
     from ..install import find_installed
     from ..sbom import recorded_files
     from ..target import resolve_target
-    from ..vulnerabilities import audit, first_few
+    from ..vulnerabilities import audit
 
     policy = usage_policy(args)
     target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)

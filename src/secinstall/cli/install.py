@@ -77,7 +77,7 @@ def attestation_summary(verified: Sequence[Any], out: Output) -> None:
                       f"trust root {a.trust_root}")
     missing = [v for v in verified if v.attestation is None and v.attestation_note]
     if missing and missing[0].attestation_note != "attestations not checked (--attestations off)":
-        from ..vulnerabilities import first_few
+        from ..errors import first_few
 
         names = [v.fetched.path.name for v in missing]
         shown = ", ".join(names) if out.verbosity >= 1 else first_few(names)
