@@ -84,7 +84,7 @@ def resolve(options: InstallOptions, target: Target, finder: Finder,
     """The plan for `options`, for `target`."""
     if is_fully_pinned(options):
         return resolve_pinned(options, target, finder, cache)
-    return resolve_with_pip(options, target)
+    return resolve_with_pip(options, target, finder)
 
 
 # -- pinned input: no resolver -------------------------------------------------------------
@@ -335,7 +335,10 @@ def pip_environment(options: InstallOptions) -> dict[str, str]:
     return env
 
 
-def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
+def resolve_with_pip(options: InstallOptions, target: Target,
+                     finder: Finder | None = None) -> Plan:
+    """pip's plan for `options`, from its `--dry-run --report`. When pip finds no
+    version of a requirement, `finder` (the same indexes) helps to say why."""
     version = _pip_version()
     if version is None or version < MIN_PIP:
         raise ResolveError(
@@ -392,11 +395,10 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
         lines = [redact_text(ln) for ln in proc.stderr.strip().splitlines() if ln.strip()]
         summary = next((ln for ln in reversed(lines) if ln.startswith("ERROR:")),
                        lines[-1] if lines else "no output")
-        hint = ""
-        if "from versions: none" in proc.stderr or "No matching distribution" in proc.stderr:
-            hint = (" (secinstall asks for wheels only: if the project has only a source "
-                    f"distribution, that is why; {SDIST_HINT})")
-        raise ResolveError(f"pip's resolver failed: {summary.removeprefix('ERROR: ')}{hint}",
+        found = _NO_VERSION.search(proc.stderr)
+        if found is not None:
+            raise _no_version(found[1], found[2].split(", "), finder, target, details=lines)
+        raise ResolveError(f"pip's resolver failed: {summary.removeprefix('ERROR: ')}",
                            details=lines)
     try:
         report = json.loads(proc.stdout)
@@ -404,6 +406,47 @@ def resolve_with_pip(options: InstallOptions, target: Target) -> Plan:
         excerpt = [redact_text(ln) for ln in proc.stdout.splitlines()[:20]]
         raise ResolveError("pip's resolver gave no readable report", details=excerpt) from exc
     return plan_from_report(report, options, target)
+
+
+#: pip's words when no candidate of a requirement is left (secinstall has it take wheels
+#: only, for the target's tags and Python): the requirement, and the versions it saw.
+_NO_VERSION = re.compile(r"^ERROR: Could not find a version that satisfies the requirement "
+                         r"(.+?) \(from versions: (.*)\)$", re.MULTILINE)
+
+
+def _no_version(requirement: str, versions: list[str], finder: Finder | None, target: Target,
+                details: Sequence[str]) -> ResolveError:
+    """Why pip found no version for `requirement`, in words a user can act on: the versions
+    it could use, else what the indexes hold of the project (nothing, only source
+    distributions, or wheels for other platforms)."""
+    if versions != ["none"]:
+        shown = ", ".join(versions[-8:])
+        earlier = f" (and {len(versions) - 8} earlier)" if len(versions) > 8 else ""
+        return ResolveError(f"no version of {requirement} is available: the versions with "
+                            f"a wheel for this target are {shown}{earlier}", details=details)
+    name = re.split(r"[\s\[(<>=!~;@]", requirement, maxsplit=1)[0]
+    generic = ResolveError(
+        f"no version of {requirement} is available: secinstall asks for wheels only "
+        f"(if the project has only source distributions, that is why; {SDIST_HINT})",
+        details=details)
+    if finder is None:
+        return generic
+    try:
+        files = finder.files(name)
+    except FetchError:
+        return generic  # pip did reach the index; its failure message stands
+    where = ", ".join(map(redact_url, [*finder.index_urls, *finder.find_links]))
+    wheels = [f for f in files if f.filename.endswith(".whl")]
+    if not files:
+        return ResolveError(f"no project named {name!r} is on {where or 'any index'}: is the "
+                            "name spelled right?", details=details)
+    if not wheels:
+        return SdistRefusedError(f"{name} has only source distributions (e.g. "
+                                 f"{files[-1].filename}); {SDIST_HINT}", details=details)
+    return ResolveError(
+        f"none of the {len(wheels)} wheel(s) of {name} fits the target (Python "
+        f"{target.python_version}, {target.tags[0]}, or a requirement on the Python "
+        f"version): e.g. {', '.join(f.filename for f in wheels[-3:])}", details=details)
 
 
 _SSL_PROBLEM = re.compile(

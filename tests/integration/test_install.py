@@ -300,6 +300,32 @@ def test_sdist_only_project_is_refused(
     assert snapshot(venv.path) == before
 
 
+@pytest.mark.parametrize("case", ["no such project", "no such version",
+                                  "wheels for another platform"])
+def test_resolver_finding_no_version_says_why(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, case: str
+) -> None:
+    # pip says only "from versions: none"; secinstall asks the same indexes what is there.
+    secinstall.index.add(make_wheel("lib", "1.0"))
+    secinstall.index.add(make_wheel("lib", "1.1"))
+    secinstall.index.add(make_wheel("native", "1.0", tag="cp27-cp27m-win32"))
+    requirement, says = {
+        "no such project": ("nosuch", f"no project named 'nosuch' is on {secinstall.index.url}"),
+        "no such version": ("lib==2.0", "no version of lib==2.0 is available: the versions "
+                            "with a wheel for this target are 1.0, 1.1"),
+        "wheels for another platform": ("native", "none of the 1 wheel(s) of native fits "
+                                        "the target (Python "),
+    }[case]
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, requirement)
+
+    assert run.code == 1
+    assert f"error: {says}" in run.err
+    assert "--allow-build" not in run.err  # no guess about source distributions
+    assert snapshot(venv.path) == before
+
+
 # -- upgrades, reinstalls, uninstall by RECORD ----------------------------------------------
 
 
