@@ -181,6 +181,8 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "no-dependencies": ("no-deps", _strtobool),
     "upgrade": ("upgrade", _strtobool),
     "force-reinstall": ("force-reinstall", _strtobool),
+    "upgrade-strategy": ("upgrade-strategy", _text),
+    "require-virtualenv": ("require-virtualenv", _strtobool),
     "ignore-installed": ("ignore-installed", _strtobool),
     "target": ("target", _text),
     "prefix": ("prefix", _text),

@@ -65,6 +65,12 @@ class SdistRefusedError(ResolveError):
     """Only a source distribution exists, and building runs arbitrary code."""
 
 
+class VirtualenvRequiredError(ConfigError):
+    """--require-virtualenv, and the target is not in a virtual environment."""
+
+    exit_code = 3  # pip's VIRTUALENV_NOT_FOUND
+
+
 class TLSError(SecinstallError):
     """A secure connection could not be set up (fails closed, never falls back)."""
 

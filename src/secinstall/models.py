@@ -258,6 +258,10 @@ class InstallOptions:
     no_deps: bool = False
     upgrade: bool = False
     force_reinstall: bool = False
+    #: `-I`: pip's resolver ignores what is installed; everything planned is reinstalled.
+    ignore_installed: bool = False
+    #: `--upgrade-strategy`: "only-if-needed" (pip's default) or "eager".
+    upgrade_strategy: str = "only-if-needed"
     pre: bool = False
     dry_run: bool = False
     #: `--report FILE` ("-": stdout): where the command writes pip's installation report.

@@ -191,7 +191,7 @@ def _resolve(options: InstallOptions, target: Target, finder: Finder, cache: Cac
         plan = restrict_to_lock(plan, options.require_lock, target)
     outcome = Outcome(target=target, plan=plan)
     todo, outcome.unchanged = _split(plan, find_installed(target, satisfying=True),
-                                     options.force_reinstall)
+                                     options.force_reinstall or options.ignore_installed)
     how = {"lock": "read from the lock file", "pinned": "pinned (no resolver ran)",
            "pip": "resolved by pip's resolver"}[plan.resolver]
     log(f"{len(plan.items)} distribution(s) {how}; {len(todo)} to install")

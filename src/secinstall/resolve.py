@@ -286,14 +286,16 @@ def pip_command(options: InstallOptions, target: Target, req_file: Path,
         # again into the user site (as `pip install --user` does); --ignore-installed, as
         # for --target, would put a second copy of every dependency there.
         cmd.append("--user")
-    elif target.kind != "environment":
+    if target.kind not in ("environment", "user") or options.ignore_installed:
         # pip can't see what is installed there; every file is planned, and the install
-        # stage skips what is already present.
+        # stage skips what is already present (unless -I asked for this).
         cmd.append("--ignore-installed")
     for flag, on in (("--no-deps", options.no_deps), ("--upgrade", options.upgrade),
                      ("--force-reinstall", options.force_reinstall), ("--pre", options.pre)):
         if on:
             cmd.append(flag)
+    if options.upgrade_strategy != "only-if-needed":
+        cmd += ["--upgrade-strategy", options.upgrade_strategy]
     return cmd
 
 

@@ -109,8 +109,10 @@ class Target:
     #: PEP 668's `EXTERNALLY-MANAGED` file, when it governs installing here (see
     #: `externally_managed_marker`); None otherwise.
     externally_managed: Path | None = None
-    #: The interpreter's own `sys.prefix` (its environment, whatever `kind` is).
+    #: The interpreter's own `sys.prefix` (its environment, whatever `kind` is), and its
+    #: `sys.base_prefix` (another one in a virtual environment).
     sys_prefix: Path | None = None
+    base_prefix: Path | None = None
     #: `--user`: the interpreter's own site-packages. What is installed there satisfies a
     #: requirement, as pip counts it, but is never replaced (the user site shadows it).
     base_site_dirs: tuple[Path, ...] = ()
@@ -329,5 +331,6 @@ def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
         is_current=interpreter == Path(sys.executable).absolute(),
         externally_managed=marker,
         sys_prefix=Path(info["prefix"]),
+        base_prefix=Path(info["base_prefix"]),
         base_site_dirs=base_site_dirs,
     )

@@ -200,3 +200,27 @@ def test_the_target_names_the_marker_only_where_it_governs(
     venv = make_venv(tmp_path / "venv", managed.python)
     assert resolve_target(str(venv.python)).externally_managed is None
     assert resolve_target().externally_managed is None  # the tests run in a venv
+
+
+# -- pip's --require-virtualenv: no install outside a virtual environment ------------------
+
+
+@pytest.mark.parametrize("where", ["flag", "variable", "config-file"])
+def test_require_virtualenv_refuses_an_interpreter_outside_one(
+    secinstall: Secinstall, system_python: SystemPython, demo: Path,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str,
+) -> None:
+    if where != "flag":
+        set_pip_switch(monkeypatch, tmp_path, "require-virtualenv", where)
+    flag = ("--require-virtualenv",) if where == "flag" else ()
+    before = snapshot(system_python.prefix)
+
+    run = secinstall("--python", system_python.python, *flag, "demo")
+
+    assert run.code == 3, run.err  # pip's exit code for it
+    assert "error: Could not find an activated virtualenv (required)" in run.err
+    assert str(system_python.python) in run.err
+    assert snapshot(system_python.prefix) == before
+    # A virtual environment of the same Python is fine, as in pip.
+    venv = make_venv(tmp_path / "venv", system_python.python)
+    assert secinstall("--python", venv.python, *flag, "demo").code == 0

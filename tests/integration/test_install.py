@@ -471,6 +471,71 @@ def test_pip_options_that_change_nothing_here_are_accepted(
     assert run_in(venv, "import lib; print(lib.__version__)").stdout == "1.0\n"
 
 
+@pytest.mark.parametrize("resolver", ["pinned", "pip"])
+def test_pips_wheel_and_build_options_are_accepted_as_secinstall_takes_wheels_only(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path], resolver: str,
+) -> None:
+    wanted = secinstall.pinned(app_and_lib["lib1"]) if resolver == "pinned" else ("lib==1.0",)
+
+    run = secinstall("--python", venv.path, "--only-binary", ":all:", "--prefer-binary",
+                     "--no-binary", ":none:", "--no-build-isolation", "--use-pep517",
+                     "--no-clean", *wanted)
+
+    assert run.code == 0, run.err
+    assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
+
+
+@pytest.mark.parametrize("value", [":all:", "lib", "other,lib", "-e"])
+def test_no_binary_and_editable_are_refused_as_builds(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path], value: str,
+    tmp_path: Path,
+) -> None:
+    before = snapshot(venv.path)
+    args = ("-e", str(tmp_path)) if value == "-e" else ("--no-binary", value, "lib")
+
+    run = secinstall("--python", venv.path, *args)
+
+    assert run.code == 1
+    assert (f"error: -e {tmp_path} asks for an editable install" if value == "-e" else
+            f"error: --no-binary {','.join(sorted(value.split(',')))} asks for source "
+            "builds") in run.err
+    assert "--allow-build" in run.err
+    assert snapshot(venv.path) == before
+    assert not [r for r in secinstall.index.requests if r.startswith("/files/")]
+
+
+@pytest.mark.parametrize("resolver", ["pinned", "pip"])
+def test_ignore_installed_reinstalls_what_is_there(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path], resolver: str,
+) -> None:
+    assert secinstall("--python", venv.path, *secinstall.pinned(app_and_lib["lib1"])).code == 0
+    module = venv.purelib / "lib" / "__init__.py"
+    module.write_text("tampered = True\n")
+    wanted = secinstall.pinned(app_and_lib["lib1"]) if resolver == "pinned" else ("lib==1.0",)
+
+    run = secinstall("--python", venv.path, "-I", *wanted)
+
+    assert run.code == 0, run.err
+    assert "Installed: lib 1.0 (replaced lib 1.0)" in run.out
+    assert "tampered" not in module.read_text()
+    assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
+
+
+@pytest.mark.parametrize(("strategy", "lib"), [((), "1.0"), (("--upgrade-strategy", "eager"),
+                                                             "2.0")])
+def test_upgrade_strategy_goes_to_pips_resolver(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path],
+    strategy: tuple[str, ...], lib: str,
+) -> None:
+    assert secinstall("--python", venv.path, *secinstall.pinned(app_and_lib["app"],
+                                                               app_and_lib["lib1"])).code == 0
+
+    run = secinstall("--python", venv.path, "-U", *strategy, "app")
+
+    assert run.code == 0, run.err
+    assert dist_infos(venv.purelib, "lib") == [f"lib-{lib}.dist-info"]
+
+
 #: A colour in a terminal's control sequences (SGR 30-38 or 90-97: foreground).
 COLOUR = re.compile(rb"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|9[0-7])[;m]")
 

@@ -416,6 +416,7 @@ PIP_DEST = {
     "verbose": "verbose", "constraint": "constraints", "requirement": "requirements",
     "proxy": "proxy", "disable-pip-version-check": "disable_pip_version_check",
     "no-input": "no_input", "break-system-packages": "override_externally_managed",
+    "upgrade-strategy": "upgrade_strategy", "require-virtualenv": "require_venv",
 }
 
 
@@ -462,8 +463,9 @@ ORACLE_CASES = [
         {"user": "[global]\ncache-dir = /c\nno-cache-dir = no\n[install]\nreport = out.json\n"
                  "force-reinstall = on\nignore-installed = 1\ndisable-pip-version-check = 1\n"
                  "constraint = c.txt\nrequirement = r.txt\nprefix = /p\nno-input = yes\n"
-                 "break-system-packages = on\n"},
+                 "break-system-packages = on\nupgrade-strategy = eager\n"},
         {"PIP_PYTHON": "/usr/bin/python3", "PIP_REQUIRE_HASHES": "1", "PIP_NO_INDEX": "1",
+         "PIP_REQUIRE_VIRTUALENV": "1",
          "PIP_EXTRA_INDEX_URL": "https://e.example"},
         False, id="everything-else"),
 ]

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # kept out of start-up: `--version` and `--help` import this module
     from ..models import AttestationPolicy, InstallOptions, Sources
     from ..target import Target
+
+#: pip's --upgrade-strategy values; the first is its default.
+UPGRADE_STRATEGIES = ("only-if-needed", "eager")
 
 EPILOG = """\
 pip's configuration files and PIP_* environment variables are honoured for the options
@@ -104,6 +108,14 @@ def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) ->
                    help="upgrade requested packages to the newest available version")
     g.add_argument("--force-reinstall", action="store_true", default=None,
                    help="reinstall even when the same version is installed")
+    g.add_argument("-I", "--ignore-installed", action="store_true", default=None,
+                   help="plan as if nothing were installed, and reinstall everything the "
+                        "plan names (the versions installed now are replaced, as with "
+                        "--force-reinstall, not left beside the new ones as pip leaves them)")
+    g.add_argument("--upgrade-strategy", choices=UPGRADE_STRATEGIES, default=None,
+                   help="with -U, what pip's resolver upgrades: only-if-needed (the "
+                        "default: dependencies only where the requirements need it) or eager "
+                        "(every dependency as well)")
     g.add_argument("--pre", action="store_true", default=None,
                    help="include pre-release and development versions")
     g.add_argument("--extra", action="append", default=[], metavar="NAME",
@@ -165,9 +177,18 @@ def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) ->
     g.add_argument("--progress-bar", choices=("on", "off", "raw"), default="on",
                    help="off: no progress bar (there is one only on a terminal)")
     # pip's install options that scripts pass and that change nothing here: accepted, so
-    # that `pip install` can become `secinstall install` without editing the rest.
+    # that `pip install` can become `secinstall install` without editing the rest. Those
+    # on wheels and builds change nothing because secinstall takes wheels only, always;
+    # --no-binary, which asks for a build, is refused (`wheels_only`).
     g.add_argument("--root-user-action", choices=("warn", "ignore"), help=argparse.SUPPRESS)
-    g.add_argument("--no-warn-script-location", action="store_true", help=argparse.SUPPRESS)
+    for flag in ("--no-warn-script-location", "--prefer-binary", "--no-build-isolation",
+                 "--use-pep517", "--no-use-pep517", "--check-build-dependencies",
+                 "--no-clean"):
+        g.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+    for flag in ("--only-binary", "--no-binary"):
+        g.add_argument(flag, action="append", default=[], metavar="FORMATS",
+                       help=argparse.SUPPRESS)
+    g.add_argument("-e", "--editable", action="append", default=[], help=argparse.SUPPRESS)
 
 
 def add_pip_global_options(p: argparse.ArgumentParser) -> None:
@@ -176,6 +197,9 @@ def add_pip_global_options(p: argparse.ArgumentParser) -> None:
     progress bar's colours); secinstall never prompts and checks no version of itself
     online."""
     p.add_argument("--no-color", action="store_true", help="no colours in the progress bar")
+    p.add_argument("--require-virtualenv", action="store_true", default=None,
+                   help="refuse to install into an interpreter that is not in a virtual "
+                        "environment, as pip does (also PIP_REQUIRE_VIRTUALENV)")
     for flag in ("--disable-pip-version-check", "--no-input", "--no-python-version-warning"):
         p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
 
@@ -281,6 +305,9 @@ def install_options(args: argparse.Namespace, *,
     report = s("report", args.report)
     overridden = externally_managed(args, s, target, report) if installs else None
 
+    wheels_only(args.no_binary, args.editable)
+    if installs:
+        require_virtualenv(s, args, target)
     req_files = as_list(s("requirement", args.requirement, []))
     locks = [f for f in req_files if _is_lock(f)]
     if locks and (len(locks) > 1 or len(req_files) > 1 or args.requirements_args):
@@ -307,6 +334,8 @@ def install_options(args: argparse.Namespace, *,
         no_deps=bool(s("no-deps", args.no_deps, False)),
         upgrade=bool(s("upgrade", args.upgrade, False)),
         force_reinstall=bool(s("force-reinstall", args.force_reinstall, False)),
+        ignore_installed=bool(s("ignore-installed", args.ignore_installed, False)),
+        upgrade_strategy=upgrade_strategy(s, args),
         pre=bool(s("pre", args.pre, False) or reqs.pre),
         dry_run=bool(s("dry-run", args.dry_run, False)),
         report=report,
@@ -327,6 +356,53 @@ def install_options(args: argparse.Namespace, *,
         externally_managed=overridden,
     )
     return options, target
+
+
+def require_virtualenv(s: Settings, args: argparse.Namespace, target: Target) -> None:
+    """pip's --require-virtualenv (PIP_REQUIRE_VIRTUALENV, `require-virtualenv = true`): no
+    install outside a virtual environment, whatever --target or --prefix say."""
+    if not s("require-virtualenv", args.require_virtualenv, False):
+        return
+    if target.sys_prefix is not None and target.sys_prefix != target.base_prefix:
+        return
+    from ..errors import VirtualenvRequiredError
+
+    raise VirtualenvRequiredError(
+        f"Could not find an activated virtualenv (required): {target.python} is not in a "
+        "virtual environment, and --require-virtualenv (or PIP_REQUIRE_VIRTUALENV, or "
+        "require-virtualenv in pip's configuration) asks for one. Nothing was installed.")
+
+
+def wheels_only(no_binary: Sequence[str], editable: Sequence[str]) -> None:
+    """Refuse pip's --no-binary where it asks for a build (read as pip's FormatControl
+    reads it: names separated by commas, `:all:`, and `:none:`, which clears them), and
+    -e, an editable install, which is a build."""
+    from ..errors import ConfigError
+    from ..resolve import SDIST_HINT
+
+    if editable:
+        raise ConfigError(f"-e {editable[0]} asks for an editable install, which builds the "
+                          f"project; {SDIST_HINT}. Nothing was installed.")
+    asked: set[str] = set()
+    for value in no_binary:
+        for name in value.split(","):
+            if name == ":none:":
+                asked.clear()
+            elif name:
+                asked.add(name)
+    if asked:
+        raise ConfigError(f"--no-binary {','.join(sorted(asked))} asks for source builds; "
+                          f"{SDIST_HINT}. Nothing was installed.")
+
+
+def upgrade_strategy(s: Settings, args: argparse.Namespace) -> str:
+    value = str(s("upgrade-strategy", args.upgrade_strategy, "only-if-needed"))
+    if value not in UPGRADE_STRATEGIES:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"upgrade-strategy {value!r} (pip's configuration): use one of "
+                          f"{', '.join(UPGRADE_STRATEGIES)}")
+    return value
 
 
 def externally_managed(args: argparse.Namespace, s: Settings, target: Target,
