@@ -53,6 +53,12 @@ class ExternallyManagedError(TargetError):
     install into it, not pip or secinstall, unless --break-system-packages is given."""
 
 
+class VirtualenvRequiredError(TargetError):
+    """--require-virtualenv, and the target is not in a virtual environment."""
+
+    exit_code = 3  # pip's VIRTUALENV_NOT_FOUND
+
+
 class ResolveError(SecinstallError):
     """What to install could not be decided."""
 
@@ -63,12 +69,6 @@ class HashesRequiredError(ResolveError):
 
 class SdistRefusedError(ResolveError):
     """Only a source distribution exists, and building runs arbitrary code."""
-
-
-class VirtualenvRequiredError(ConfigError):
-    """--require-virtualenv, and the target is not in a virtual environment."""
-
-    exit_code = 3  # pip's VIRTUALENV_NOT_FOUND
 
 
 class TLSError(SecinstallError):

@@ -287,6 +287,7 @@ def install_options(args: argparse.Namespace, *,
     `installs` (false for `lock`): refused, before any work, where PEP 668 forbids it."""
     from ..target import begin_target
 
+    wheels_only(args.no_binary, args.editable)
     s = Settings(args)
     pending = begin_target(s("python", args.python), target_dir=s("target", args.target),
                            prefix=s("prefix", args.prefix),
@@ -302,12 +303,11 @@ def install_options(args: argparse.Namespace, *,
     if target.kind in ("environment", "user"):
         # pip's "site" file is in the target interpreter's environment.
         s = Settings(args, site_prefix=target.sys_prefix)
+    if installs:
+        require_virtualenv(s, args, target)  # first, as in pip
     report = s("report", args.report)
     overridden = externally_managed(args, s, target, report) if installs else None
 
-    wheels_only(args.no_binary, args.editable)
-    if installs:
-        require_virtualenv(s, args, target)
     req_files = as_list(s("requirement", args.requirement, []))
     locks = [f for f in req_files if _is_lock(f)]
     if locks and (len(locks) > 1 or len(req_files) > 1 or args.requirements_args):
