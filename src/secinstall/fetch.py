@@ -85,6 +85,10 @@ def _known_sha256(dist: PlannedDist) -> list[str]:
     return sorted(known)
 
 
+def _cached(cache: Cache, dist: PlannedDist) -> bool:
+    return any(cache.lookup(digest, dist.file.filename) for digest in _known_sha256(dist))
+
+
 def fetch_one(client: Client, cache: Cache, dist: PlannedDist,
               progress: Progress | None = None,
               policy: AttestationPolicy | None = None) -> FetchedFile:
@@ -184,8 +188,13 @@ def fetch_each(client: Client, cache: Cache, dists: Sequence[PlannedDist],
     total = sum(s for s in sizes if s) if all(sizes) else None
     progress.start("Downloading", total)
     # `then` is CPU work, mostly under the GIL: more threads at it than cores only slow
-    # each other down (measured), while downloads want many.
-    checking = threading.BoundedSemaphore(os.cpu_count() or 1)
+    # each other down (measured), while downloads want many. With every file in the
+    # cache there is nothing to download: no more threads than cores at all (measured:
+    # 8 threads took 7% longer than 2 for a warm install).
+    cores = os.cpu_count() or 1
+    checking = threading.BoundedSemaphore(cores)
+    if all(_cached(cache, dist) for dist in dists):
+        jobs = min(jobs, cores)
 
     def one(dist: PlannedDist) -> T:
         try:
