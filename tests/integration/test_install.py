@@ -101,6 +101,26 @@ def test_resolved_install_imports_runs_and_is_recorded(
         assert (site / pyc).read_bytes()[:4] == importlib.util.MAGIC_NUMBER
 
 
+@pytest.mark.parametrize("link_mode", ["hardlink", "copy"])
+def test_metadata_with_the_same_bytes_is_written_once_and_linked(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path], link_mode: str,
+) -> None:
+    # Every wheel's INSTALLER holds the same bytes: one file, hard-linked (a new file costs
+    # far more than a link on some filesystems), or copies with --link-mode copy.
+    pinned = secinstall.pinned(app_and_lib["app"], app_and_lib["lib1"])
+    assert secinstall("--python", venv.path, "--link-mode", link_mode, *pinned).code == 0
+    app, lib = (venv.purelib / f"{n}-1.0.dist-info" / "INSTALLER" for n in ("app", "lib"))
+    assert app.read_text() == lib.read_text() == "secinstall\n"
+    assert os.path.samefile(app, lib) is (link_mode == "hardlink")
+
+    # Replacing lib removes its INSTALLER, not the one app shares with it.
+    run = secinstall("--python", venv.path, *secinstall.pinned(app_and_lib["lib2"]))
+
+    assert run.code == 0, run.err
+    assert app.read_text() == "secinstall\n"
+    assert (venv.purelib / "lib-2.0.dist-info" / "INSTALLER").read_text() == "secinstall\n"
+
+
 def test_no_compile_writes_no_bytecode(
     secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path]
 ) -> None:
