@@ -377,12 +377,6 @@ def wheels_only(no_binary: Sequence[str], editable: Sequence[str]) -> None:
     """Refuse pip's --no-binary where it asks for a build (read as pip's FormatControl
     reads it: names separated by commas, `:all:`, and `:none:`, which clears them), and
     -e, an editable install, which is a build."""
-    from ..errors import ConfigError
-    from ..resolve import SDIST_HINT
-
-    if editable:
-        raise ConfigError(f"-e {editable[0]} asks for an editable install, which builds the "
-                          f"project; {SDIST_HINT}. Nothing was installed.")
     asked: set[str] = set()
     for value in no_binary:
         for name in value.split(","):
@@ -390,9 +384,17 @@ def wheels_only(no_binary: Sequence[str], editable: Sequence[str]) -> None:
                 asked.clear()
             elif name:
                 asked.add(name)
-    if asked:
-        raise ConfigError(f"--no-binary {','.join(sorted(asked))} asks for source builds; "
-                          f"{SDIST_HINT}. Nothing was installed.")
+    if not editable and not asked:
+        return
+    # Only now: resolve.py takes a while to import, and the target interpreter waits.
+    from ..errors import ConfigError
+    from ..resolve import SDIST_HINT
+
+    if editable:
+        raise ConfigError(f"-e {editable[0]} asks for an editable install, which builds the "
+                          f"project; {SDIST_HINT}. Nothing was installed.")
+    raise ConfigError(f"--no-binary {','.join(sorted(asked))} asks for source builds; "
+                      f"{SDIST_HINT}. Nothing was installed.")
 
 
 def upgrade_strategy(s: Settings, args: argparse.Namespace) -> str:
