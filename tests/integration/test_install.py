@@ -556,6 +556,32 @@ def test_upgrade_strategy_goes_to_pips_resolver(
     assert dist_infos(venv.purelib, "lib") == [f"lib-{lib}.dist-info"]
 
 
+def test_log_appends_every_message_with_its_time(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path], tmp_path: Path,
+) -> None:
+    # pip's --log: a verbose log, appended, whatever -q says; an index token redacted.
+    log = tmp_path / "install.log"
+    index = secinstall.index.url.replace("https://", "https://user:s3cret@")
+
+    run = secinstall("--python", venv.path, "-q", "--log", log, "--index-url", index,
+                     *secinstall.pinned(app_and_lib["lib1"]))
+    again = secinstall("--python", venv.path, "--log", log, "nosuch")
+
+    assert run.code == 0, run.err
+    assert run.out == ""
+    assert again.code == 1
+    lines = log.read_text().splitlines()
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d "
+    assert all(re.match(stamp, line) for line in lines), lines
+    text = "\n".join(lines)
+    assert "s3cret" not in text
+    assert "--index-url https://****@127.0.0.1" in text
+    assert "Installed: lib 1.0" in text
+    assert f"target: {venv.python}" in text  # -v's messages too
+    assert "exit code 0" in text and "exit code 1" in text
+    assert "error: no project named 'nosuch'" in text
+
+
 #: A colour in a terminal's control sequences (SGR 30-38 or 90-97: foreground).
 COLOUR = re.compile(rb"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|9[0-7])[;m]")
 

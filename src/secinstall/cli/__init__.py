@@ -48,32 +48,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     verbosity = args.verbose - args.quiet
     stream = sys.stderr if getattr(args, "report", None) == "-" else sys.stdout
-    out = Output(verbosity, stream)
+    if not args.log:
+        return _run(args, Output(verbosity, stream))
+    try:
+        log = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        print(f"error: --log {args.log}: can't append to it: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    with log:
+        out = Output(verbosity, stream, log)
+        from ..client import redact_text  # an index URL in the arguments may hold a token
+
+        out.logged(redact_text(f"secinstall {__version__}: "
+                               f"{' '.join(sys.argv[1:] if argv is None else argv)}"))
+        code = _run(args, out)
+        out.logged(f"exit code {code}")
+        return code
+
+
+def _run(args: argparse.Namespace, out: Output) -> int:
+    """The command, with its errors said as the user should read them; the exit code."""
     try:
         code: int = args.func(args, out)
         return code
     except SecinstallError as exc:
-        for note in exc.notes if verbosity >= -1 else ():
-            print(f"warning: {note}", file=sys.stderr)
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.details and (verbosity >= 1
-                            or isinstance(exc, (HashesRequiredError, PolicyError))):
-            for line in exc.details:
-                print(f"    {line}", file=sys.stderr)
-        elif exc.details:
-            print("    (run with -v for details)", file=sys.stderr)
+        for note in exc.notes:
+            out.warn(note)
+        out.error(exc.message, exc.details, show_details=out.verbosity >= 1 or isinstance(
+            exc, (HashesRequiredError, PolicyError)))
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted; every change was rolled back", file=sys.stderr)
+        out.error("interrupted; every change was rolled back")
         return 130
     except ModuleNotFoundError as exc:
         # The heavy dependencies are imported lazily; a core-only install (the bootstrap)
         # lacks them. Anything else missing is a bug worth its traceback.
         if exc.name is None or exc.name.split(".")[0] not in OPTIONAL_MODULES:
             raise
-        print(f"error: this needs the Python package {exc.name!r}, which is not installed; "
-              "install secinstall with its dependencies (python -m pip install secinstall)",
-              file=sys.stderr)
+        out.error(f"this needs the Python package {exc.name!r}, which is not installed; "
+                  "install secinstall with its dependencies (python -m pip install secinstall)")
         return 1
 
 

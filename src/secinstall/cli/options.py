@@ -197,6 +197,9 @@ def add_pip_global_options(p: argparse.ArgumentParser) -> None:
     progress bar's colours); secinstall never prompts and checks no version of itself
     online."""
     p.add_argument("--no-color", action="store_true", help="no colours in the progress bar")
+    p.add_argument("--log", metavar="FILE",
+                   help="append every message to FILE, -v's included, each with its time "
+                        "(pip's --log)")
     p.add_argument("--require-virtualenv", action="store_true", default=None,
                    help="refuse to install into an interpreter that is not in a virtual "
                         "environment, as pip does (also PIP_REQUIRE_VIRTUALENV)")
