@@ -8,13 +8,14 @@ system_python.py): inside one, `--user` is refused."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_venv
-from tests.support.cli import Secinstall, dist_infos
+from tests.support.cli import Secinstall, dist_infos, run_cli
 from tests.support.snapshot import snapshot
 from tests.support.system_python import (
     SystemPython,
@@ -101,6 +102,27 @@ def test_user_counts_the_interpreters_own_distributions_as_installed_as_pip_does
     assert dist_infos(system_python.purelib, "demo") == ["demo-1.0.dist-info"]
     assert imports_demo(system_python.python, "__file__") == str(
         user_site(user_base) / "demo" / "__init__.py")
+
+
+def test_sbom_and_recover_of_the_user_scheme(
+    secinstall: Secinstall, system_python: SystemPython, demo: Path, user_base: Path,
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    assert secinstall("--python", system_python.python, "--user", "demo").code == 0
+
+    sbom = run_cli(secinstall.index, secinstall.ca_file, tmp_path, capsys,
+                   ["sbom", "--python", str(system_python.python), "--user"], local=False)
+    recover = run_cli(secinstall.index, secinstall.ca_file, tmp_path, capsys,
+                      ["recover", "--python", str(system_python.python), "--user"], local=False)
+
+    assert sbom.code == 0, sbom.err
+    [component] = json.loads(sbom.out)["components"]
+    assert (component["name"], component["version"]) == ("demo", "1.0")
+    props = {p["name"]: p["value"] for p in component["properties"]}
+    # From the fragment the --user install wrote under the user base.
+    assert props["secinstall:verified"] == "true"
+    assert (user_base / ".secinstall" / "sbom" / props["secinstall:fragment"]).is_file()
+    assert recover.code == 0, recover.err
 
 
 @pytest.mark.parametrize("where", ["variable", "config-file"])

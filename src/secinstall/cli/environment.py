@@ -56,7 +56,8 @@ def _cmd_sbom(args: argparse.Namespace, out: Output) -> int:
 
     output_file = None if args.output in (None, "-") else output_path(args.output,
                                                                       "-o/--output")
-    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
+    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix,
+                            user=args.user)
     text = environment_sbom(target, fmt=args.format)
     if output_file is not None:
         from ..files import write_file
@@ -72,7 +73,8 @@ def _cmd_recover(args: argparse.Namespace, out: Output) -> int:
     from ..target import resolve_target
     from ..transaction import environment_lock, recover
 
-    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
+    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix,
+                            user=args.user)
     with environment_lock(target.state_dir):
         done = recover(target.state_dir)
     for line in done:
@@ -100,7 +102,8 @@ def _cmd_audit(args: argparse.Namespace, out: Output) -> int:
     from ..vulnerabilities import audit
 
     policy = usage_policy(args)
-    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix)
+    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix,
+                            user=args.user)
     installed = find_installed(target)
     recorded, unread = recorded_files(target, installed)
     for problem in unread:

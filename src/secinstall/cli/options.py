@@ -88,6 +88,8 @@ def add_target_options(p: argparse.ArgumentParser) -> None:
                         "directory); default: the one running secinstall")
     p.add_argument("-t", "--target", metavar="DIR", help="a --target directory")
     p.add_argument("--prefix", metavar="DIR", help="a --prefix directory")
+    p.add_argument("--user", action="store_true",
+                   help="the interpreter's user scheme (where `install --user` installs)")
 
 
 def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) -> None:
