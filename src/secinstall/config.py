@@ -200,6 +200,10 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "proxy": ("proxy", _text),
     "disable-pip-version-check": ("disable-pip-version-check", _strtobool),
     "no-input": ("no-input", _strtobool),
+    "platform": ("platform", _words),
+    "python-version": ("python-version", _text),
+    "implementation": ("implementation", _text),
+    "abi": ("abi", _words),
 }
 # pip's "path" options: a leading `~` is expanded.
 _PATH_KEYS = frozenset({"cert", "cache-dir"})

@@ -296,6 +296,9 @@ def pip_command(options: InstallOptions, target: Target, req_file: Path,
             cmd.append(flag)
     if options.upgrade_strategy != "only-if-needed":
         cmd += ["--upgrade-strategy", options.upgrade_strategy]
+    if target.cross is not None:
+        # pip takes them with --only-binary :all: and --dry-run, both given above.
+        cmd += target.cross.pip_arguments()
     return cmd
 
 
@@ -348,10 +351,12 @@ def resolve_with_pip(options: InstallOptions, target: Target,
             f"{version or 'none'}), which verifies TLS with the OS trust store; upgrade "
             "pip, or give every requirement as name==version with --hash",
         )
-    if target.version < (3, 10) and not target.is_current:
+    # The interpreter's own version, whatever --python-version says.
+    python = target.cross.interpreter_version if target.cross else target.version
+    if python < (3, 10) and not target.is_current:
         raise ResolveError(
             f"pip's resolver would run under the target interpreter (Python "
-            f"{target.python_version}), where it can't use the OS trust store; give a fully "
+            f"{'.'.join(map(str, python))}), where it can't use the OS trust store; give a fully "
             "pinned input (name==version --hash=...) for this target",
         )
     with tempfile.TemporaryDirectory(prefix="secinstall-resolve-") as tmp:

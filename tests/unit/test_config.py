@@ -23,6 +23,7 @@ from secinstall.config import (
     load_pip_settings,
 )
 from secinstall.errors import ConfigError
+from secinstall.target import parse_python_version
 
 
 @dataclass
@@ -417,6 +418,8 @@ PIP_DEST = {
     "proxy": "proxy", "disable-pip-version-check": "disable_pip_version_check",
     "no-input": "no_input", "break-system-packages": "override_externally_managed",
     "upgrade-strategy": "upgrade_strategy", "require-virtualenv": "require_venv",
+    "platform": "platforms", "python-version": "python_version",
+    "implementation": "implementation", "abi": "abis",
 }
 
 
@@ -428,6 +431,8 @@ def as_pip_would(settings: dict[str, Setting]) -> dict[str, object]:
             out["cache_dir"] = False
         elif key == "no-compile":
             out["compile"] = not value
+        elif key == "python-version":  # pip keeps it parsed
+            out["python_version"] = list(parse_python_version(str(value)))
         else:
             out[PIP_DEST[key]] = list(value) if isinstance(value, tuple) else value
     if "no-cache-dir" in settings:
@@ -468,6 +473,11 @@ ORACLE_CASES = [
          "PIP_REQUIRE_VIRTUALENV": "1",
          "PIP_EXTRA_INDEX_URL": "https://e.example"},
         False, id="everything-else"),
+    pytest.param(
+        {"user": "[install]\nplatform =\n  manylinux2014_aarch64\n  linux_aarch64\n"
+                 "abi = cp312\n"},
+        {"PIP_PYTHON_VERSION": "3.12", "PIP_IMPLEMENTATION": "cp"},
+        False, id="platform-options"),
 ]
 
 

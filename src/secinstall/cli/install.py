@@ -126,6 +126,12 @@ def _cmd_install(args: argparse.Namespace, out: Output) -> int:
         out.warn(f"verification weakened: {w}")
     out.debug(f"target: {target.python} ({target.kind}, Python {target.python_version}) "
               f"at {target.root}")
+    if target.cross is not None:
+        out.debug(f"wheels for {target.tags[0]} (--platform, --python-version, "
+                  "--implementation, --abi)")
+        if target.cross.other_python and not args.no_compile:
+            out.debug("no bytecode compiled: it would be for the interpreter's Python, "
+                      "not the one given by --python-version or --implementation")
     outcome = run_install(options, target, log=out.debug,
                           progress=make_progress(out.verbosity >= 0 and args.progress_bar != "off",
                                                  color=not args.no_color),

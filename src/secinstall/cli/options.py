@@ -167,6 +167,28 @@ def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) ->
                        help="install even into an externally managed environment (PEP "
                             "668: a Python its distributor manages, e.g. the operating "
                             "system's), as pip does with this flag (a weakening, reported)")
+    g = p.add_argument_group(
+        "for another platform",
+        "pip's options to install wheels for another platform or Python than the target "
+        "interpreter's (e.g. --platform manylinux2014_aarch64 --python-version 3.12 for "
+        "an AWS Lambda package): the wheels are chosen by pip's tags for them; markers "
+        "are still evaluated for the interpreter, as pip does. Only with --target or "
+        "--dry-run" + (", as in pip" if installs else " for install; lock takes them "
+                       "always") + ".")
+    g.add_argument("--platform", action="append", default=[], metavar="PLATFORM",
+                   help="only wheels for this platform tag, e.g. manylinux2014_aarch64, "
+                        "macosx_11_0_arm64, win_amd64 (repeatable; default: the "
+                        "interpreter's)")
+    g.add_argument("--abi", action="append", default=[], metavar="ABI",
+                   help="only wheels for this ABI, e.g. cp312 (repeatable; default: the "
+                        "interpreter's, for the --python-version given)")
+    g.add_argument("--python-version", metavar="VERSION",
+                   help="only wheels for this Python version: 3, 3.12, 312 or 3.12.1 "
+                        "(Requires-Python is checked against it; no bytecode is compiled "
+                        "when it differs from the interpreter's)")
+    g.add_argument("--implementation", metavar="IMPL",
+                   help="only wheels for this implementation: cp (CPython), pp (PyPy), "
+                        "py (any)...")
     g = p.add_argument_group("run")
     g.add_argument("--dry-run", action="store_true", default=None,
                    help="resolve, download and verify, but install nothing")
@@ -308,6 +330,7 @@ def install_options(args: argparse.Namespace, *,
     if target.kind in ("environment", "user"):
         # pip's "site" file is in the target interpreter's environment.
         s = Settings(args, site_prefix=target.sys_prefix)
+    target = cross_platform(args, s, target, installs)
     if installs:
         require_virtualenv(s, args, target)  # first, as in pip
     report = s("report", args.report)
@@ -315,6 +338,11 @@ def install_options(args: argparse.Namespace, *,
 
     req_files = as_list(s("requirement", args.requirement, []))
     locks = [f for f in req_files if _is_lock(f)]
+    if locks and target.cross is not None:
+        raise RequirementsError(
+            f"a lock file ({locks[0]}) is installed for the interpreter it is selected for: "
+            "--platform, --python-version, --implementation and --abi don't apply to it, "
+            "as in pip (lock for that platform instead: secinstall lock --platform ...)")
     if locks and (len(locks) > 1 or len(req_files) > 1 or args.requirements_args):
         raise RequirementsError(
             "a lock file is installed as a whole: give one pylock.toml and no other "
@@ -344,7 +372,9 @@ def install_options(args: argparse.Namespace, *,
         pre=bool(s("pre", args.pre, False) or reqs.pre),
         dry_run=bool(s("dry-run", args.dry_run, False)),
         report=report,
-        compile_bytecode=not s("no-compile", args.no_compile, False),
+        # Bytecode of another Python than the interpreter's can't be written here.
+        compile_bytecode=(not s("no-compile", args.no_compile, False)
+                          and not (target.cross and target.cross.other_python)),
         trust_cached_bytecode=bool(s("trust-cached-bytecode", args.trust_cached_bytecode,
                                      False)),
         link_mode=link_mode(s("link-mode", args.link_mode,
@@ -361,6 +391,31 @@ def install_options(args: argparse.Namespace, *,
         externally_managed=overridden,
     )
     return options, target
+
+
+def cross_platform(args: argparse.Namespace, s: Settings, target: Target,
+                   installs: bool) -> Target:
+    """`target` for pip's --platform, --python-version, --implementation and --abi (also
+    from pip's configuration), which pip takes only for an install into --target or a
+    --dry-run (the wheels may not run on this machine); `lock` writes no environment."""
+    from ..target import for_platform
+
+    platforms = as_list(s("platform", args.platform, []))
+    abis = as_list(s("abi", args.abi, []))
+    version = s("python-version", args.python_version)
+    implementation = s("implementation", args.implementation)
+    if not (platforms or abis or version or implementation):
+        return target
+    if installs and target.kind != "target" and not s("dry-run", args.dry_run, False):
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            "Can not use any platform or abi specific options unless installing via "
+            "'--target' or using '--dry-run' (as pip): --platform, --python-version, "
+            "--implementation and --abi choose wheels that may not run here. Add --target "
+            "DIR, or --dry-run, or use `secinstall lock`. Nothing was installed.")
+    return for_platform(target, platforms, str(version) if version else None,
+                        str(implementation) if implementation else None, abis)
 
 
 def require_virtualenv(s: Settings, args: argparse.Namespace, target: Target) -> None:
