@@ -23,7 +23,7 @@ from secinstall.config import (
     load_pip_settings,
 )
 from secinstall.errors import ConfigError
-from secinstall.target import parse_python_version
+from secinstall.platforms import parse_python_version
 
 
 @dataclass

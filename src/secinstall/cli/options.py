@@ -398,7 +398,7 @@ def cross_platform(args: argparse.Namespace, s: Settings, target: Target,
     """`target` for pip's --platform, --python-version, --implementation and --abi (also
     from pip's configuration), which pip takes only for an install into --target or a
     --dry-run (the wheels may not run on this machine); `lock` writes no environment."""
-    from ..target import for_platform
+    from ..platforms import for_platform
 
     platforms = as_list(s("platform", args.platform, []))
     abis = as_list(s("abi", args.abi, []))
