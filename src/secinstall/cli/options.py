@@ -398,8 +398,6 @@ def cross_platform(args: argparse.Namespace, s: Settings, target: Target,
     """`target` for pip's --platform, --python-version, --implementation and --abi (also
     from pip's configuration), which pip takes only for an install into --target or a
     --dry-run (the wheels may not run on this machine); `lock` writes no environment."""
-    from ..platforms import for_platform
-
     platforms = as_list(s("platform", args.platform, []))
     abis = as_list(s("abi", args.abi, []))
     version = s("python-version", args.python_version)
@@ -414,6 +412,8 @@ def cross_platform(args: argparse.Namespace, s: Settings, target: Target,
             "'--target' or using '--dry-run' (as pip): --platform, --python-version, "
             "--implementation and --abi choose wheels that may not run here. Add --target "
             "DIR, or --dry-run, or use `secinstall lock`. Nothing was installed.")
+    from ..platforms import for_platform
+
     return for_platform(target, platforms, str(version) if version else None,
                         str(implementation) if implementation else None, abis)
 
