@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.log:
         return _run(args, Output(verbosity, stream))
     try:
-        log = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        # Line-buffered: `serve` and `run` log for as long as they run.
+        log = open(args.log, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed below
     except OSError as exc:
         print(f"error: --log {args.log}: can't append to it: {exc.strerror or exc}",
               file=sys.stderr)
