@@ -266,6 +266,17 @@ def install_in_two_phases(argv: list[str], args: argparse.Namespace, wheel: Path
     and its runtime pins are staged first, each file checked against its pin (the
     verifier, sigstore, is among what is staged: it can't check itself), into a temporary
     directory for this interpreter; then that staged secinstall runs `argv`."""
+    # The real install's own refusals (PEP 668, --require-virtualenv, options that don't
+    # go together) come before the staging install downloads anything.
+    from secinstall.cli import build_parser
+    from secinstall.cli.options import install_options
+    from secinstall.errors import SecinstallError
+
+    try:
+        install_options(build_parser().parse_args(argv))
+    except SecinstallError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
     shared: list[str] = []
     if args.no_cache_dir:  # one temporary cache for both phases: one download a file
         shared = ["--cache-dir", str(tmp / "cache")]

@@ -260,6 +260,9 @@ def test_an_externally_managed_python_is_refused_unless_break_system_packages(
 
     assert_refused(refused.returncode, refused.stderr, managed)
     assert snapshot(managed.prefix) == before
+    # Refused first: nothing staged, nothing downloaded for a stage.
+    assert "Staging the verifier" not in refused.stderr
+    assert not [r for r in index.requests if r.startswith("/files/")]
 
     result = run(managed.python, script, mode, "--break-system-packages", *options)
 
