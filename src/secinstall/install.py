@@ -73,10 +73,11 @@ def _record_paths(dist: InstalledDist) -> list[Path]:
     record = dist.dist_info / "RECORD"
     try:
         text = record.read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise InstallError(
             f"can't uninstall {dist.name} {dist.version}: no readable RECORD in "
-            f"{dist.dist_info} ({exc.strerror or exc})",
+            f"{dist.dist_info} ({why})",
         ) from exc
     site = dist.dist_info.parent
     paths = []

@@ -57,8 +57,29 @@ def write_fragment(txn: Transaction, outcome: Outcome, *, indexes: Sequence[str]
                                  "cyclonedx-python-lib is not installed")
             return None
     text, when = built or _fragment_text(outcome, indexes=indexes, weakened=weakened)
+    return _write(txn, outcome.target, text, when)
+
+
+def write_removal_fragment(txn: Transaction, target: Target,
+                           removed: Sequence[InstalledDist], *, weakened: Sequence[str],
+                           notes: list[str]) -> Path | None:
+    """The fragment of an uninstall, written as `write_fragment` writes an install's: no
+    components, a `secinstall:removed` property per distribution removed, so that the
+    fragments tell every change secinstall made to the environment. Without
+    cyclonedx-python-lib, none, and `notes` says so."""
+    try:
+        import cyclonedx  # noqa: F401
+    except ImportError:
+        notes.append("no SBOM fragment was written for this uninstall: "
+                     "cyclonedx-python-lib is not installed")
+        return None
+    text, when = fragment_document([], Install(target, (), weakened, None, removed))
+    return _write(txn, target, text, when)
+
+
+def _write(txn: Transaction, target: Target, text: str, when: datetime) -> Path:
     text += "\n"
-    folder = outcome.target.state_dir / SBOM_DIR
+    folder = target.state_dir / SBOM_DIR
     stamp = when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     path = folder / f"{stamp}-{txn.dir.name.removeprefix('txn-')}.cdx.json"
     part = folder / f".{path.name}.part"
@@ -103,7 +124,8 @@ class Install:
     target: Target
     indexes: Sequence[str]
     weakened: Sequence[str]
-    resolver: str
+    #: How the distributions were chosen; None for an uninstall (none are installed).
+    resolver: str | None
     removed: Sequence[InstalledDist]
 
 
@@ -167,7 +189,8 @@ def fragment_document(parts: Sequence[Part], install: Install) -> tuple[str, dat
     bom.metadata.timestamp = datetime.now(timezone.utc)
     props = _target_props(target)
     props += [("secinstall:index-url", redact_url(url)) for url in install.indexes]
-    props.append(("secinstall:resolver", install.resolver))
+    if install.resolver is not None:
+        props.append(("secinstall:resolver", install.resolver))
     props += [("secinstall:removed", f"{d.name}=={d.version}") for d in install.removed]
     props += [("secinstall:weakened", w) for w in install.weakened]
     _start(bom, props)
@@ -344,8 +367,11 @@ def recorded_files(target: Target, installed: Mapping[NormalizedName, InstalledD
 
 
 def _read_fragments(folder: Path) -> tuple[dict[NormalizedName, _Recorded], list[str]]:
-    """The newest fragment's component of each distribution, and the unreadable ones."""
+    """The newest fragment's component of each distribution (none for one a later
+    fragment says was removed and not installed again), and the unreadable ones."""
     from cyclonedx.model.bom import Bom
+
+    from .install import same_version
 
     found: dict[NormalizedName, _Recorded] = {}
     problems: list[str] = []
@@ -360,6 +386,12 @@ def _read_fragments(folder: Path) -> tuple[dict[NormalizedName, _Recorded], list
         except Exception as exc:  # a damaged fragment is reported, not fatal
             problems.append(f"{path.name}: {type(exc).__name__}: {exc}"[:300])
             continue
+        for prop in bom.metadata.properties:
+            if prop.name == "secinstall:removed":
+                name, _, version = prop.value.partition("==")
+                rec = found.get(canonicalize_name(name))
+                if rec is not None and same_version(str(rec.component.version), version):
+                    del found[canonicalize_name(name)]
         by_ref = {c.bom_ref.value: canonicalize_name(c.name) for c in bom.components}
         for comp in bom.components:
             key = canonicalize_name(comp.name)

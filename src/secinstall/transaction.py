@@ -11,6 +11,7 @@ backwards. A journal left by a killed process is finished or undone by the next 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -140,6 +141,11 @@ class Transaction:
                     list(pool.map(Path.mkdir, level))
         self._dirs.update(missing)
 
+    @property
+    def moved(self) -> int:
+        """How many files were moved aside so far."""
+        return self._count
+
     def move_aside(self, path: str | Path) -> None:
         """Move an existing file (or symlink) out of the way, restorable on undo."""
         self._count += 1
@@ -147,8 +153,13 @@ class Transaction:
         self._log({"op": "move", "path": str(path), "backup": str(dest)})
         try:
             os.rename(path, dest)
-        except OSError:
-            shutil.move(str(path), str(dest))
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                # Not copied instead: the copy would be made, the original stay (its
+                # directory can't be written), and undo would meet both.
+                raise InstallError(f"can't move {path} aside (to remove or replace it): "
+                                   f"{exc.strerror or exc}") from exc
+            shutil.move(str(path), str(dest))  # another filesystem: copied, then deleted
 
     def remove_dir(self, path: Path) -> None:
         """Remove an empty directory, restorable on undo (with its permissions)."""

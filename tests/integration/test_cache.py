@@ -25,6 +25,7 @@ from secinstall.cache import LISTING
 from secinstall.cli import main
 from tests.conftest import Venv, run_in
 from tests.support.cli import install, pin, sha256
+from tests.support.files import denied_prefix
 from tests.support.index import LocalIndex
 from tests.support.pep740 import PROJECT, WHEEL, is_installed, serve_real_wheel, wheel_pin
 from tests.support.snapshot import snapshot
@@ -590,26 +591,6 @@ def _cant_write_warning(cache: Path, where: Path, reason: str) -> str:
             "it holds are used (checked again, as always); new ones are kept for this run only")
 
 
-def _denied_prefix(tmp_path: Path) -> list[str]:
-    """The command to start an install with, for which a directory of mode 0o555 really
-    can't be written: as root, the install runs without CAP_DAC_OVERRIDE (root's way past
-    file modes), as a cache shared between users, or left by a `sudo` run, is seen by
-    anyone else. Skips the test where that can't be done."""
-    prefix = ["setpriv", "--bounding-set=-dac_override"] if os.geteuid() == 0 else []
-    probe = tmp_path / "mode-probe"
-    probe.mkdir()
-    probe.chmod(0o555)
-    try:
-        done = subprocess.run([*prefix, "sh", "-c", 'touch "$1/x" 2>/dev/null', "sh",
-                               str(probe)], capture_output=True, check=False)
-    except OSError:  # no setpriv
-        done = None
-    if done is None or done.returncode == 0 or (probe / "x").exists():
-        pytest.skip("needs a directory of mode 0o555 to refuse writes (as root: setpriv, "
-                    "to drop CAP_DAC_OVERRIDE)")
-    return prefix
-
-
 def _leftovers(cache: Path) -> list[Path]:
     """What an interrupted or refused write would leave in the cache."""
     return [p for p in cache.rglob(".*")
@@ -673,7 +654,7 @@ def test_damaged_entry_that_cant_be_written_is_replaced_for_this_run(
     layer, and the cache is left as it was."""
     if unwritable == "cache":
         _need_read_only_mount(tmp_path)
-    prefix = _read_only(tmp_path / "cache") if unwritable == "cache" else _denied_prefix(tmp_path)
+    prefix = _read_only(tmp_path / "cache") if unwritable == "cache" else denied_prefix(tmp_path)
     wheel = _linked_wheel(make_wheel)
     index.add(wheel)
     assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0
@@ -721,7 +702,7 @@ def test_new_file_whose_place_in_the_cache_cant_be_written_is_kept_for_this_run(
     `sudo` run's): a file that goes there is downloaded into the layer for this run (moved
     there, or copied when that is on another filesystem), the files the cache holds are
     used, the install says so once, naming that directory, and leaves nothing behind."""
-    prefix = _denied_prefix(tmp_path)
+    prefix = denied_prefix(tmp_path)
     cached, new = make_wheel("pwcached", "1.0"), make_wheel("pwnew", "2.0")
     index.add(cached)
     index.add(new)
@@ -768,7 +749,7 @@ def test_damaged_tree_that_cant_all_be_removed_is_replaced_for_this_run(
     cache: the install extracts the wheel for this run and says so; what is left of the
     damaged tree stays where it was (no half-removed copy under another name), to be
     checked, and found damaged, again next time."""
-    prefix = _denied_prefix(tmp_path)
+    prefix = denied_prefix(tmp_path)
     wheel = _linked_wheel(make_wheel)
     index.add(wheel)
     assert _pinned_install(index, ca_file, venv, tmp_path, wheel) == 0

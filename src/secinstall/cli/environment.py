@@ -1,4 +1,5 @@
-"""Commands about an installed environment: `sbom`, `audit`, `recover`, `policy show`."""
+"""Commands about an installed environment: `uninstall`, `sbom`, `audit`, `recover`,
+`policy show`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,41 @@ from typing import Any
 from .options import add_policy_options, add_target_options, usage_policy
 from .output import Output, output_path
 
+UNINSTALL_DESCRIPTION = """\
+Uninstall distributions as pip does: every file their RECORD lists, and their modules'
+bytecode, is removed. All of them are removed in one transaction: on any failure, or
+Ctrl-C, the environment is put back exactly as it was. An SBOM fragment records what was
+removed, as one records each install.
+
+Names are taken as pip takes them: a version specifier is ignored, and a name that is not
+installed is skipped with a warning. A distribution without a RECORD is refused before
+anything is removed (which files are its is not known); files its RECORD names outside
+the environment are left alone, with a warning, as pip leaves them. secinstall never asks
+for confirmation, as uv doesn't: -y is accepted for pip's sake.
+"""
+
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("uninstall", parents=[common], help="uninstall distributions",
+                       description=UNINSTALL_DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="a distribution's name (a requirement specifier's version is "
+                        "ignored, as in pip)")
+    p.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE",
+                   help="uninstall every distribution a requirements file names "
+                        "(repeatable)")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="accepted, as pip's: secinstall never asks for confirmation")
+    add_target_options(p)
+    p.add_argument("--break-system-packages", action="store_true", default=None,
+                   help="uninstall even from an externally managed environment (PEP 668), "
+                        "as pip does with this flag (a weakening, reported)")
+    p.add_argument("--isolated", action="store_true",
+                   help="ignore pip's user configuration and PIP_* environment variables")
+    p.add_argument("--root-user-action", choices=("warn", "ignore"), help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_uninstall)
+
     p = sub.add_parser(
         "sbom", parents=[common], help="write an SBOM of an environment",
         description="Write one SBOM for a whole environment: the fragments secinstall wrote "
@@ -48,6 +82,42 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--cert", action="append", default=[], metavar="PATH",
                    help="also trust the CAs in this PEM bundle")
     p.set_defaults(func=_cmd_audit)
+
+
+def _cmd_uninstall(args: argparse.Namespace, out: Output) -> int:
+    from ..errors import RequirementsError
+    from ..requirements import parse_files
+    from ..target import resolve_target
+    from ..uninstall import uninstall
+    from .options import Settings, externally_managed, require_virtualenv
+
+    names = [ur.req.name for ur in parse_files(args.requirement,
+                                               args=args.names).requirements]
+    if not names:
+        raise RequirementsError("nothing to uninstall: give names or -r FILE")
+    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix,
+                            user=args.user)
+    # pip's "site" file is in the target interpreter's environment.
+    s = Settings(args, site_prefix=target.sys_prefix
+                 if target.kind in ("environment", "user") else None)
+    require_virtualenv(s, args, target, "uninstall")  # first, as in pip
+    marker = externally_managed(args, s, target, None, "uninstall")
+    weakened = [f"uninstalling from an externally managed environment despite its PEP 668 "
+                f"marker {marker} (--break-system-packages)"] if marker else []
+    for w in weakened:
+        out.warn(f"verification weakened: {w}")
+    done = uninstall(target, names, weakened=weakened, log=out.debug)
+    for note in done.notes:
+        out.warn(note)
+    for name in done.skipped:
+        out.warn(f"Skipping {name} as it is not installed.")
+    for dist, files in done.removed:
+        out.debug(f"  {dist.name} {dist.version}: {files} file(s) removed")
+    if done.removed:
+        out.info("Uninstalled: " + ", ".join(f"{d.name} {d.version}" for d, _ in done.removed))
+    if done.sbom is not None:
+        out.debug(f"SBOM fragment: {done.sbom}")
+    return 0
 
 
 def _cmd_sbom(args: argparse.Namespace, out: Output) -> int:

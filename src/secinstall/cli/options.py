@@ -225,8 +225,9 @@ def add_pip_global_options(p: argparse.ArgumentParser) -> None:
                    help="append every message to FILE, -v's included, each with its time "
                         "(pip's --log)")
     p.add_argument("--require-virtualenv", action="store_true", default=None,
-                   help="refuse to install into an interpreter that is not in a virtual "
-                        "environment, as pip does (also PIP_REQUIRE_VIRTUALENV)")
+                   help="refuse to install into (or uninstall from) an interpreter that "
+                        "is not in a virtual environment, as pip does (also "
+                        "PIP_REQUIRE_VIRTUALENV)")
     for flag in ("--disable-pip-version-check", "--no-input", "--no-python-version-warning"):
         p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
 
@@ -418,9 +419,11 @@ def cross_platform(args: argparse.Namespace, s: Settings, target: Target,
                         str(implementation) if implementation else None, abis)
 
 
-def require_virtualenv(s: Settings, args: argparse.Namespace, target: Target) -> None:
+def require_virtualenv(s: Settings, args: argparse.Namespace, target: Target,
+                       doing: str = "install") -> None:
     """pip's --require-virtualenv (PIP_REQUIRE_VIRTUALENV, `require-virtualenv = true`): no
-    install outside a virtual environment, whatever --target or --prefix say."""
+    install (or uninstall, `doing`) outside a virtual environment, whatever --target or
+    --prefix say."""
     if not s("require-virtualenv", args.require_virtualenv, False):
         return
     if target.sys_prefix is not None and target.sys_prefix != target.base_prefix:
@@ -430,7 +433,7 @@ def require_virtualenv(s: Settings, args: argparse.Namespace, target: Target) ->
     raise VirtualenvRequiredError(
         f"Could not find an activated virtualenv (required): {target.python} is not in a "
         "virtual environment, and --require-virtualenv (or PIP_REQUIRE_VIRTUALENV, or "
-        "require-virtualenv in pip's configuration) asks for one. Nothing was installed.")
+        f"require-virtualenv in pip's configuration) asks for one. Nothing was {doing}ed.")
 
 
 def wheels_only(no_binary: Sequence[str], editable: Sequence[str]) -> None:
@@ -468,13 +471,14 @@ def upgrade_strategy(s: Settings, args: argparse.Namespace) -> str:
 
 
 def externally_managed(args: argparse.Namespace, s: Settings, target: Target,
-                       report: str | None) -> Path | None:
-    """PEP 668, checked as pip checks it: an install into an externally managed
-    environment is refused, unless `--break-system-packages` (pip's flag, configuration
-    key and PIP_BREAK_SYSTEM_PACKAGES) overrides it, or it is `--dry-run --report` (which
-    pip exempts). Returns the marker overridden, a weakening; None when none applies."""
+                       report: str | None, doing: str = "install") -> Path | None:
+    """PEP 668, checked as pip checks it: an install (or uninstall, `doing`) in an
+    externally managed environment is refused, unless `--break-system-packages` (pip's
+    flag, configuration key and PIP_BREAK_SYSTEM_PACKAGES) overrides it, or it is
+    `--dry-run --report` (which pip exempts). Returns the marker overridden, a weakening;
+    None when none applies."""
     marker = target.externally_managed
-    if marker is None or (s("dry-run", args.dry_run, False) and report):
+    if marker is None or (report and s("dry-run", args.dry_run, False)):
         return None
     if s("break-system-packages", args.break_system_packages, False):
         return marker
@@ -489,10 +493,14 @@ def externally_managed(args: argparse.Namespace, s: Settings, target: Target,
         f"{target.python} is the interpreter of an externally managed environment (PEP "
         "668): its distributor's tools install into it, not pip or secinstall. "
         f"{marker} says:\n{said}\n"
-        f"Install into a virtual environment instead (`{target.python} -m venv .venv`, "
-        "then `secinstall install --python .venv ...`), or pass --break-system-packages to "
-        "install into this one anyway, at the risk of breaking the system's Python "
-        "(reported as a weakening). Nothing was installed.")
+        + (f"Install into a virtual environment instead (`{target.python} -m venv .venv`, "
+           "then `secinstall install --python .venv ...`), or pass "
+           "--break-system-packages to install into this one anyway"
+           if doing == "install" else
+           f"Use its distributor's tools to {doing}, or pass --break-system-packages to "
+           f"{doing} with secinstall anyway")
+        + f", at the risk of breaking the system's Python (reported as a weakening). "
+        f"Nothing was {doing}ed.")
 
 
 def attestation_policy(args: argparse.Namespace) -> AttestationPolicy:
