@@ -76,8 +76,8 @@ def _remove(target: Target, names: Sequence[str], weakened: Sequence[str],
             txn.commit()
     except SecinstallError as exc:
         # Said only now that the transaction's undo has run.
-        raise type(exc)(f"{exc.message}; every change was rolled back, nothing was "
-                        "uninstalled", details=exc.details) from exc
+        exc.message += "; every change was rolled back, nothing was uninstalled"
+        raise
 
 
 def _refuse_without_record(dist: InstalledDist) -> None:
