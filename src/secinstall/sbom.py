@@ -467,11 +467,21 @@ def _register(bom: Bom, components: Mapping[NormalizedName, Component],
 
 
 def _target_props(target: Target) -> list[tuple[str, str]]:
-    return [("secinstall:target:python", str(target.python)),
-            ("secinstall:target:python-version", target.python_version),
-            ("secinstall:target:implementation", target.implementation),
-            ("secinstall:target:kind", target.kind),
-            ("secinstall:target:root", str(target.root))]
+    """What the files were installed for: the interpreter, or what pip's --platform,
+    --python-version, --implementation and --abi said instead (`target.version` is then
+    the given one already)."""
+    cross = target.cross
+    props = [("secinstall:target:python", str(target.python)),
+             ("secinstall:target:python-version", target.python_version),
+             ("secinstall:target:implementation",
+              cross.implementation if cross and cross.implementation else
+              target.implementation),
+             ("secinstall:target:kind", target.kind),
+             ("secinstall:target:root", str(target.root))]
+    if cross is not None:
+        props += [("secinstall:target:platform", p) for p in cross.platforms]
+        props += [("secinstall:target:abi", a) for a in cross.abis]
+    return props
 
 
 def _start(bom: Bom, props: Iterable[tuple[str, str]]) -> None:

@@ -5,6 +5,7 @@ CPython 3.12 into --target, with and without pip's resolver; refused without --t
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -50,6 +51,14 @@ def assert_aarch64_installed(run: Run, target: Path) -> None:
     assert "Tag: cp312-cp312-manylinux2014_aarch64" in wheel_file
     # Python 3.12's bytecode can't be written by this interpreter: none at all.
     assert not list(target.rglob("*.pyc"))
+    # The SBOM fragment says what the files were installed for, not the interpreter.
+    [fragment] = (target / ".secinstall" / "sbom").glob("*.cdx.json")
+    props = [(p["name"], p["value"]) for p in
+             json.loads(fragment.read_text())["metadata"]["properties"]]
+    assert {("secinstall:target:python-version", "3.12.0"),
+            ("secinstall:target:implementation", "cp"),
+            ("secinstall:target:platform", "manylinux2014_aarch64"),
+            ("secinstall:target:abi", "cp312")} <= set(props), props
 
 
 def test_pinned_install_for_lambda(secinstall: Secinstall, native: dict[str, Path],
