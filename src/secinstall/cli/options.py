@@ -491,7 +491,8 @@ def externally_managed(args: argparse.Namespace, s: Settings, target: Target,
     said = textwrap.indent(said.strip(), "    ")
     raise ExternallyManagedError(
         f"{target.python} is the interpreter of an externally managed environment (PEP "
-        "668): its distributor's tools install into it, not pip or secinstall. "
+        "668): what is installed in it is its distributor's tools' to manage, not pip's or "
+        "secinstall's. "
         f"{marker} says:\n{said}\n"
         + (f"Install into a virtual environment instead (`{target.python} -m venv .venv`, "
            "then `secinstall install --python .venv ...`), or pass "
