@@ -186,6 +186,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "ignore-installed": ("ignore-installed", _strtobool),
     "target": ("target", _text),
     "prefix": ("prefix", _text),
+    "root": ("root", _text),
     "user": ("user", _strtobool),
     "python": ("python", _text),
     "dry-run": ("dry-run", _strtobool),

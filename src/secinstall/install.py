@@ -35,11 +35,12 @@ INSTALLER_NAME = b"secinstall\n"
 
 def find_installed(target: Target, *, satisfying: bool = False,
                    ) -> dict[NormalizedName, InstalledDist]:
-    """Distributions present in the target, by normalised name. With `satisfying`, also
-    those that satisfy a requirement without being the target's (`--user`: the
-    interpreter's own site-packages), where the target has none of that name."""
+    """Distributions present in the target, by normalised name. With `satisfying`, those
+    that satisfy a requirement as pip counts them (`Target.satisfying_dirs`: also the
+    interpreter's own site-packages with `--user`; the final paths, not those under DIR,
+    with `--root DIR`)."""
     found: dict[NormalizedName, InstalledDist] = {}
-    for site in (*target.site_dirs, *(target.base_site_dirs if satisfying else ())):
+    for site in target.satisfying_dirs if satisfying else target.site_dirs:
         try:
             entries = list(os.scandir(site))
         except OSError:
@@ -426,8 +427,11 @@ def finish_install(installing: Installing, unpacked: Sequence[Unpacked], *,
             # pip lists the bytecode in RECORD too, so that uninstalling removes it.
             placed.append((p.scheme, RecordEntry(f"{head}/__pycache__/{pyc}" if head
                                                  else f"__pycache__/{pyc}", None, None)))
+        # With --root, installer writes under `destdir` what it computes for the final
+        # scheme (RECORD's paths outside site-packages, on Windows, are those).
         dest = _destination_class()(
-            scheme_dict=dict(target.scheme), interpreter=str(target.python),
+            scheme_dict=target.final_scheme, interpreter=str(target.python),
+            destdir=str(target.destdir) if target.destdir else None,
             script_kind=_script_kind(), txn=txn, linker=linker, placed=placed,
             written=written,
         )

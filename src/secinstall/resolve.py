@@ -286,6 +286,8 @@ def pip_command(options: InstallOptions, target: Target, req_file: Path,
         # again into the user site (as `pip install --user` does); --ignore-installed, as
         # for --target, would put a second copy of every dependency there.
         cmd.append("--user")
+    # `--root DIR` is not passed: it only re-roots where files go, and pip counts what is
+    # installed at the final paths, the real environment's, either way.
     if target.kind not in ("environment", "user") or options.ignore_installed:
         # pip can't see what is installed there; every file is planned, and the install
         # stage skips what is already present (unless -I asked for this).

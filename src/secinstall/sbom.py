@@ -477,7 +477,9 @@ def _target_props(target: Target) -> list[tuple[str, str]]:
               cross.implementation if cross and cross.implementation else
               target.implementation),
              ("secinstall:target:kind", target.kind),
-             ("secinstall:target:root", str(target.root))]
+             ("secinstall:target:root", str(target.final_path(target.root)))]
+    if target.destdir is not None:  # --root DIR: the files are under DIR until packaged
+        props.append(("secinstall:target:destdir", str(target.destdir)))
     if cross is not None:
         props += [("secinstall:target:platform", p) for p in cross.platforms]
         props += [("secinstall:target:abi", a) for a in cross.abis]

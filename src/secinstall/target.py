@@ -119,6 +119,10 @@ class Target:
     #: `--user`: the interpreter's own site-packages. What is installed there satisfies a
     #: requirement, as pip counts it, but is never replaced (the user site shadows it).
     base_site_dirs: tuple[Path, ...] = ()
+    #: pip's `--root DIR`: `scheme` and `root` are then the final paths re-rooted under DIR
+    #: (where every file, and secinstall's own state, is written), as pip's get_scheme(root=)
+    #: makes them; `final_path` gives the paths the installed files will have.
+    destdir: Path | None = None
     #: pip's --platform, --python-version, --implementation and --abi, when given: `tags`
     #: and `version` are then theirs, not the interpreter's (see `platforms.for_platform`).
     cross: CrossPlatform | None = None
@@ -133,6 +137,26 @@ class Target:
         """Where installed distributions (`*.dist-info`) live."""
         dirs = dict.fromkeys([Path(self.scheme["purelib"]), Path(self.scheme["platlib"])])
         return tuple(dirs)
+
+    @property
+    def satisfying_dirs(self) -> tuple[Path, ...]:
+        """Where an installed distribution satisfies a requirement, as pip counts it: the
+        site directories, then `base_site_dirs`. With `--root`, the final ones, not those
+        under the root: pip looks in the real environment (so packagers pass
+        --ignore-installed)."""
+        return (*(self.final_path(d) for d in self.site_dirs), *self.base_site_dirs)
+
+    def final_path(self, path: str | Path) -> Path:
+        """`path` (under `destdir` with `--root`) where it will be once installed."""
+        if self.destdir is None:
+            return Path(path)
+        # The interpreter's path is absolute: its anchor is "/" (or its drive on Windows,
+        # which pip's change_root drops too).
+        return Path(self.python.anchor, Path(path).relative_to(self.destdir))
+
+    @property
+    def final_scheme(self) -> dict[str, str]:
+        return {key: str(self.final_path(path)) for key, path in self.scheme.items()}
 
     @property
     def state_dir(self) -> Path:
@@ -268,17 +292,26 @@ def _probe(python: Path, prefix: Path | None) -> Callable[[], dict[str, Any]]:
 
 
 def resolve_target(python: str | None = None, *, target_dir: str | None = None,
-                   prefix: str | None = None, user: bool = False) -> Target:
-    """Describe the install target from `--python`, `--target`, `--prefix` and `--user`."""
-    return begin_target(python, target_dir=target_dir, prefix=prefix, user=user)()
+                   prefix: str | None = None, user: bool = False,
+                   root: str | None = None) -> Target:
+    """Describe the install target from `--python`, `--target`, `--prefix`, `--user` and
+    `--root`."""
+    return begin_target(python, target_dir=target_dir, prefix=prefix, user=user, root=root)()
 
 
 def begin_target(python: str | None = None, *, target_dir: str | None = None,
-                 prefix: str | None = None, user: bool = False) -> Callable[[], Target]:
+                 prefix: str | None = None, user: bool = False,
+                 root: str | None = None) -> Callable[[], Target]:
     """`resolve_target`, in two steps: this one starts the target interpreter, the
     function it returns waits for its answer."""
     if target_dir and prefix:
         raise TargetError("--target and --prefix can't be used together")
+    if target_dir and root:
+        # pip accepts both, but installs into DIR/<its temporary --target directory> and
+        # then moves nothing into the --target directory: refused rather than followed.
+        raise TargetError("--target and --root can't be used together (pip accepts both "
+                          "but installs nothing into the --target directory): to install "
+                          "into PATH under DIR, give --target DIR/PATH")
     # pip's refusals (commands/install.py: run, decide_user_install).
     if user and target_dir:
         raise TargetError("Can not combine '--user' and '--target'")
@@ -287,8 +320,9 @@ def begin_target(python: str | None = None, *, target_dir: str | None = None,
                           "installation locations")
     interpreter = find_interpreter(python)
     prefix_path = Path(prefix).expanduser().absolute() if prefix else None
+    destdir = Path(root).expanduser().absolute() if root else None
     pending = _probe(interpreter, prefix_path)
-    return lambda: _target(interpreter, pending(), target_dir, prefix_path, user)
+    return lambda: _target(interpreter, pending(), target_dir, prefix_path, user, destdir)
 
 
 def _user_scheme(interpreter: Path, user: dict[str, Any]) -> tuple[Path, dict[str, str]]:
@@ -302,8 +336,15 @@ def _user_scheme(interpreter: Path, user: dict[str, Any]) -> tuple[Path, dict[st
     return Path(user["base"]), user["paths"]
 
 
+def change_root(destdir: Path, path: str | Path) -> Path:
+    """pip's change_root (and installer's destdir): an absolute `path` under `destdir`."""
+    p = Path(path)
+    return destdir / p.relative_to(p.anchor)
+
+
 def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
-            prefix_path: Path | None, user: bool = False) -> Target:
+            prefix_path: Path | None, user: bool = False,
+            destdir: Path | None = None) -> Target:
     kind: Literal["environment", "target", "prefix", "user"] = "environment"
     root, scheme = Path(info["prefix"]), info["paths"]
     if user:
@@ -318,8 +359,12 @@ def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
                  "data": str(root), "headers": str(root / "include")}
     elif prefix_path:
         kind, root = "prefix", prefix_path
-    marker = externally_managed_marker(kind, info["prefix"], info["base_prefix"],
-                                       info["stdlib"])
+    # pip checks PEP 668 only when installing into the current environment: not --root.
+    marker = None if destdir else externally_managed_marker(
+        kind, info["prefix"], info["base_prefix"], info["stdlib"])
+    if destdir:
+        root = change_root(destdir, root)
+        paths = {key: str(change_root(destdir, path)) for key, path in paths.items()}
     base = info["paths"]
     base_site_dirs = (tuple(dict.fromkeys(Path(base[k]) for k in ("purelib", "platlib")))
                       if kind == "user" else ())
@@ -339,4 +384,5 @@ def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
         sys_prefix=Path(info["prefix"]),
         base_prefix=Path(info["base_prefix"]),
         base_site_dirs=base_site_dirs,
+        destdir=destdir,
     )

@@ -413,6 +413,7 @@ PIP_DEST = {
     "retries": "retries", "cache-dir": "cache_dir", "no-deps": "ignore_dependencies",
     "upgrade": "upgrade", "force-reinstall": "force_reinstall",
     "ignore-installed": "ignore_installed", "target": "target_dir", "prefix": "prefix_path",
+    "root": "root_path",
     "python": "python", "dry-run": "dry_run", "report": "json_report_file", "quiet": "quiet",
     "verbose": "verbose", "constraint": "constraints", "requirement": "requirements",
     "proxy": "proxy", "disable-pip-version-check": "disable_pip_version_check",
@@ -462,7 +463,8 @@ ORACLE_CASES = [
         {"global_xdg": "[global]\ncompile = no\nverbose = yes\n",
          "user_legacy": "[install]\nno-dependencies = 1\ncache-dir = ~/c\n",
          "user": "[install]\ndefault-timeout = 4\ntimeout = 5\n"},
-        {"PIP_CONFIG_FILE": os.devnull, "PIP_TARGET": "/t", "PIP_DRY_RUN": "1"},
+        {"PIP_CONFIG_FILE": os.devnull, "PIP_TARGET": "/t", "PIP_DRY_RUN": "1",
+         "PIP_ROOT": "/r"},
         False, id="devnull"),
     pytest.param(
         {"user": "[global]\ncache-dir = /c\nno-cache-dir = no\n[install]\nreport = out.json\n"

@@ -126,6 +126,8 @@ def _cmd_install(args: argparse.Namespace, out: Output) -> int:
         out.warn(f"verification weakened: {w}")
     out.debug(f"target: {target.python} ({target.kind}, Python {target.python_version}) "
               f"at {target.root}")
+    if target.destdir is not None:
+        out.debug(f"--root {target.destdir}: the files, and secinstall's records, go under it")
     if target.cross is not None:
         out.debug(f"wheels for {target.tags[0]} (--platform, --python-version, "
                   "--implementation, --abi)")

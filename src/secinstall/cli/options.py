@@ -163,6 +163,11 @@ def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) ->
                             "e.g. ~/.local, or PYTHONUSERBASE), as pip does")
         g.add_argument("--no-user", dest="user", action="store_false",
                        help="don't (overrides PIP_USER or the configuration's user = true)")
+        g.add_argument("--root", metavar="DIR",
+                       help="install everything relative to this alternate root directory, "
+                            "as pip does (a packager's build root): each file goes to its "
+                            "final path under DIR; what is already installed is looked up "
+                            "at the final paths, as in pip (hence --ignore-installed)")
         g.add_argument("--break-system-packages", action="store_true", default=None,
                        help="install even into an externally managed environment (PEP "
                             "668: a Python its distributor manages, e.g. the operating "
@@ -319,7 +324,8 @@ def install_options(args: argparse.Namespace, *,
     s = Settings(args)
     pending = begin_target(s("python", args.python), target_dir=s("target", args.target),
                            prefix=s("prefix", args.prefix),
-                           user=installs and bool(s("user", args.user, False)))
+                           user=installs and bool(s("user", args.user, False)),
+                           root=s("root", args.root) if installs else None)
     # Imported while the target interpreter starts up and answers (about as long).
     from .. import pipeline  # noqa: F401
     from ..errors import RequirementsError
