@@ -38,7 +38,7 @@ from .models import (
 from .progress import NoProgress, Progress
 from .resolve import missing_dependencies, resolve, suggest_pins
 from .target import Target
-from .transaction import Transaction, environment_lock, recover
+from .transaction import Transaction, environment_change, environment_lock, recover
 from .unpack import Unpacked, unpack
 from .verify.hashes import check_hashes
 from .verify.publishers import TrustFile, check_attestation
@@ -271,10 +271,8 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log,
     """Install the verified files and record them, under the environment's lock, as one
     transaction."""
     target = outcome.target
-    with environment_lock(target.state_dir,
-                          on_wait=lambda: log("waiting for another secinstall process to "
-                                              "finish with this environment")):
-        outcome.notes += recover(target.state_dir)
+    with environment_change(target.state_dir, log) as recovered:
+        outcome.notes += recovered
         installed = find_installed(target)
         replace = [installed[v.dist.name] for v in outcome.verified if v.dist.name in installed]
         if fragment is not None:

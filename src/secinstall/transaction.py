@@ -75,6 +75,17 @@ def environment_lock(state_dir: Path, *, wait: float = 600.0,
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def environment_change(state_dir: Path,
+                       log: Callable[[str], None] = lambda _m: None) -> Iterator[list[str]]:
+    """The environment's lock, held for a change, with a transaction a killed process left
+    finished or undone first (so that what is installed is known): yields what that
+    recovery did, to be said."""
+    with environment_lock(state_dir, on_wait=lambda: log(
+            "waiting for another secinstall process to finish with this environment")):
+        yield recover(state_dir)
+
+
 class Transaction:
     """One journaled set of changes; use as a context manager inside the lock."""
 

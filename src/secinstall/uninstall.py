@@ -14,7 +14,7 @@ from .errors import InstallError, SecinstallError
 from .install import find_installed, remove_distribution
 from .models import InstalledDist
 from .target import Target
-from .transaction import Transaction, environment_lock, recover
+from .transaction import Transaction, environment_change
 
 
 @dataclass
@@ -35,12 +35,8 @@ def uninstall(target: Target, names: Sequence[str], *, weakened: Sequence[str] =
               log: Callable[[str], None] = lambda _m: None) -> Uninstalled:
     """Remove the distributions `names` from `target`, all or none of them."""
     done = Uninstalled()
-    with environment_lock(target.state_dir,
-                          on_wait=lambda: log("waiting for another secinstall process to "
-                                              "finish with this environment")):
-        # What a killed process left half done is finished or undone first, so that what
-        # is installed is known.
-        done.notes += recover(target.state_dir)
+    with environment_change(target.state_dir, log) as recovered:
+        done.notes += recovered
         try:
             _remove(target, names, weakened, done)
         except SecinstallError as exc:
