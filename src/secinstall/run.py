@@ -175,7 +175,7 @@ def run_command(command: Sequence[str], settings: ServeSettings, target: Target,
         on_start(server.url)
         env = child_environment(
             os.environ if environ is None else environ, server.url, command=command,
-            site_prefix=target.root if target.kind == "environment" else None)
+            site_prefix=target.pip_site_prefix)
         try:
             proc = subprocess.Popen(list(command), env=env)  # noqa: S603  # nosec B603
         except FileNotFoundError:

@@ -163,6 +163,13 @@ class Target:
         return self.root / ".secinstall"
 
     @property
+    def pip_site_prefix(self) -> Path | None:
+        """Where pip's "site" configuration file (`<sys.prefix>/pip.conf`) is, for pip's
+        settings of an install here: the interpreter's environment when installing into it
+        or its user scheme; none for --target or --prefix."""
+        return self.sys_prefix if self.kind in ("environment", "user") else None
+
+    @property
     def python_version(self) -> str:
         return ".".join(map(str, self.version))
 

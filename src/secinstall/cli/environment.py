@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .options import add_policy_options, add_target_options, usage_policy
+from .options import add_policy_options, add_target_options, target_of, usage_policy
 from .output import Output, output_path
 
 UNINSTALL_DESCRIPTION = """\
@@ -87,7 +87,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_uninstall(args: argparse.Namespace, out: Output) -> int:
     from ..errors import RequirementsError
     from ..requirements import parse_files
-    from ..target import resolve_target
     from ..uninstall import uninstall
     from .options import Settings, externally_managed, require_virtualenv
 
@@ -95,11 +94,8 @@ def _cmd_uninstall(args: argparse.Namespace, out: Output) -> int:
                                                args=args.names).requirements]
     if not names:
         raise RequirementsError("nothing to uninstall: give names or -r FILE")
-    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix,
-                            user=args.user)
-    # pip's "site" file is in the target interpreter's environment.
-    s = Settings(args, site_prefix=target.sys_prefix
-                 if target.kind in ("environment", "user") else None)
+    target = target_of(args)
+    s = Settings(args, site_prefix=target.pip_site_prefix)
     require_virtualenv(s, args, target, "uninstall")  # first, as in pip
     marker = externally_managed(args, s, target, None, "uninstall")
     weakened = [f"uninstalling from an externally managed environment despite its PEP 668 "
@@ -122,12 +118,10 @@ def _cmd_uninstall(args: argparse.Namespace, out: Output) -> int:
 
 def _cmd_sbom(args: argparse.Namespace, out: Output) -> int:
     from ..sbom import environment_sbom
-    from ..target import resolve_target
 
     output_file = None if args.output in (None, "-") else output_path(args.output,
                                                                       "-o/--output")
-    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix,
-                            user=args.user)
+    target = target_of(args)
     text = environment_sbom(target, fmt=args.format)
     if output_file is not None:
         from ..files import write_file
@@ -140,11 +134,9 @@ def _cmd_sbom(args: argparse.Namespace, out: Output) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace, out: Output) -> int:
-    from ..target import resolve_target
     from ..transaction import environment_lock, recover
 
-    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix,
-                            user=args.user)
+    target = target_of(args)
     with environment_lock(target.state_dir):
         done = recover(target.state_dir)
     for line in done:
@@ -168,12 +160,10 @@ def _cmd_audit(args: argparse.Namespace, out: Output) -> int:
     from ..errors import first_few
     from ..install import find_installed
     from ..sbom import recorded_files
-    from ..target import resolve_target
     from ..vulnerabilities import audit
 
     policy = usage_policy(args)
-    target = resolve_target(args.python, target_dir=args.target, prefix=args.prefix,
-                            user=args.user)
+    target = target_of(args)
     installed = find_installed(target)
     recorded, unread = recorded_files(target, installed)
     for problem in unread:

@@ -92,6 +92,14 @@ def add_target_options(p: argparse.ArgumentParser) -> None:
                    help="the interpreter's user scheme (where `install --user` installs)")
 
 
+def target_of(args: argparse.Namespace) -> Target:
+    """The target that `add_target_options`' arguments name."""
+    from ..target import resolve_target
+
+    return resolve_target(args.python, target_dir=args.target, prefix=args.prefix,
+                          user=args.user)
+
+
 def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) -> None:
     """The options of `install` (and `lock`, which resolves and verifies the same way but,
     `installs` false, writes to no environment)."""
@@ -334,9 +342,8 @@ def install_options(args: argparse.Namespace, *,
     from ..requirements import parse_files
 
     target = pending()
-    if target.kind in ("environment", "user"):
-        # pip's "site" file is in the target interpreter's environment.
-        s = Settings(args, site_prefix=target.sys_prefix)
+    if target.pip_site_prefix is not None:
+        s = Settings(args, site_prefix=target.pip_site_prefix)
     target = cross_platform(args, s, target, installs)
     if installs:
         require_virtualenv(s, args, target)  # first, as in pip
