@@ -49,13 +49,8 @@ def write_fragment(txn: Transaction, outcome: Outcome, *, indexes: Sequence[str]
     Without cyclonedx-python-lib (the core install path, e.g. get-secinstall.py, runs
     without the heavy dependencies) no fragment is written and `outcome.notes` says so.
     """
-    if built is None:
-        try:
-            import cyclonedx  # noqa: F401
-        except ImportError:
-            outcome.notes.append("no SBOM fragment was written for this install: "
-                                 "cyclonedx-python-lib is not installed")
-            return None
+    if built is None and not _can_write(outcome.notes, "install"):
+        return None
     text, when = built or _fragment_text(outcome, indexes=indexes, weakened=weakened)
     return _write(txn, outcome.target, text, when)
 
@@ -67,14 +62,22 @@ def write_removal_fragment(txn: Transaction, target: Target,
     components, a `secinstall:removed` property per distribution removed, so that the
     fragments tell every change secinstall made to the environment. Without
     cyclonedx-python-lib, none, and `notes` says so."""
-    try:
-        import cyclonedx  # noqa: F401
-    except ImportError:
-        notes.append("no SBOM fragment was written for this uninstall: "
-                     "cyclonedx-python-lib is not installed")
+    if not _can_write(notes, "uninstall"):
         return None
     text, when = fragment_document([], Install(target, (), weakened, None, removed))
     return _write(txn, target, text, when)
+
+
+def _can_write(notes: list[str], what: str) -> bool:
+    """Whether cyclonedx-python-lib is there to write the fragment of this `what`
+    (install, uninstall); if not, `notes` says no fragment was written."""
+    try:
+        import cyclonedx  # noqa: F401
+    except ImportError:
+        notes.append(f"no SBOM fragment was written for this {what}: "
+                     "cyclonedx-python-lib is not installed")
+        return False
+    return True
 
 
 def _write(txn: Transaction, target: Target, text: str, when: datetime) -> Path:
