@@ -38,8 +38,9 @@ TIMEOUT = 120.0
 #: (CI runners have two) the child's imports and bundled SBOMs otherwise take CPU time
 #: from the verifying threads and the bytecode workers.
 NICENESS = 5
-# -I: none of the user's environment variables or site settings; the parent's sys.path
-# (given as the argument) finds the same secinstall and cyclonedx.
+# -I: none of the user's environment variables or site settings; -S: no `site` and no
+# .pth files to run (the parent ran them); the parent's sys.path (given as the argument)
+# finds the same secinstall and cyclonedx.
 _CHILD = ("import json, os, sys\n"
           f"hasattr(os, 'nice') and os.nice({NICENESS})\n"
           "sys.path[:] = json.loads(sys.argv[1])\n"
@@ -49,6 +50,11 @@ _CHILD = ("import json, os, sys\n"
           # interpreter's teardown of every model object (nothing else is open here).
           "sys.stdout.flush()\n"
           "os._exit(0)\n")
+
+#: What making the parts and the document imports.
+_PRELOAD = ("cyclonedx.model.bom", "cyclonedx.output.json", "cyclonedx.schema.schema",
+            "cyclonedx.contrib.license.factories", "cyclonedx.spdx", "packageurl",
+            "packaging.licenses")
 
 
 class FragmentBuilder:
@@ -69,7 +75,7 @@ class FragmentBuilder:
             return
         try:
             self._proc = subprocess.Popen(  # noqa: S603  # nosec B603 - argument list, no shell
-                [sys.executable, "-I", "-c", _CHILD, json.dumps(sys.path)],
+                [sys.executable, "-I", "-S", "-c", _CHILD, json.dumps(sys.path)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         except OSError:
             return
@@ -158,9 +164,10 @@ def serve() -> None:
     """The child: cyclonedx imported while the parent verifies, each distribution's part
     made as it comes, then the document. A part missing for a distribution (it can't be)
     is a KeyError: the parent builds the fragment itself."""
-    import cyclonedx.model.bom
-    import cyclonedx.output.json  # noqa: F401
-
+    # Everything a part and the document need, imported before the first wheel is
+    # verified: the parent waits only for what is left when its files are linked.
+    for module in _PRELOAD:
+        importlib.import_module(module)
     from .component import bundled
     from .sbom import fragment_document, part
 
