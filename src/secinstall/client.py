@@ -91,12 +91,14 @@ def _host(url: str) -> str:
 def proxy_for(url: str, configured: str | None) -> str | None:
     """The URL (credentials included) of the proxy a request to `url` goes through, if
     any: `configured` (--proxy, pip's `proxy`) for every host, as pip uses it; else the
-    environment's (HTTPS_PROXY), but not for the hosts NO_PROXY names, as requests does."""
+    environment's for the URL's scheme (HTTPS_PROXY, HTTP_PROXY), else ALL_PROXY, but not
+    for the hosts NO_PROXY names: as requests (so pip's resolver) does."""
     if configured:
         return configured
     from urllib.request import getproxies, proxy_bypass
 
-    proxy = getproxies().get("https")
+    proxies = getproxies()
+    proxy = proxies.get(urllib.parse.urlsplit(url).scheme) or proxies.get("all")
     if proxy and (proxy_bypass(_host_port(url))
                   or _in_no_proxy_network(urllib.parse.urlsplit(url).hostname or "")):
         return None
@@ -502,8 +504,10 @@ def _pool_manager(proxy: str | None, context: ssl.SSLContext,
                                     maxsize=size)
     except urllib3.exceptions.ProxySchemeUnknown as exc:
         # Not shown: without a scheme, a token in it can't be told from the rest.
-        raise FetchError("unsupported proxy URL: give it as http://[USER:TOKEN@]host:port "
-                         "(or https://)") from exc
+        what = ("a SOCKS proxy (ALL_PROXY=socks5://... is curl's way) is not supported"
+                if bare.lower().startswith("socks") else "unsupported proxy URL")
+        raise FetchError(f"{what}: give an HTTP proxy as http://[USER:TOKEN@]host:port "
+                         "(or https://), with --proxy or HTTPS_PROXY") from exc
 
 
 def _status_error(url: str, status: int, reason: str | None, *,

@@ -56,9 +56,10 @@ def test_pip_resolves_through_the_proxy_without_its_credentials_on_a_command_lin
 def install_through(secinstall: Secinstall, venv: Venv, proxy_url: str, given: str,
                     monkeypatch: pytest.MonkeyPatch, *args: str | Path) -> Run:
     """`secinstall install ARGS -v` from the local index through the proxy at `proxy_url`,
-    `given` as `--proxy` or in HTTPS_PROXY; no output shows the proxy's token."""
-    if given == "HTTPS_PROXY":
-        monkeypatch.setenv("HTTPS_PROXY", proxy_url)
+    `given` as `--proxy` or in HTTPS_PROXY (or ALL_PROXY); no output shows the proxy's
+    token."""
+    if given.endswith("_PROXY"):
+        monkeypatch.setenv(given, proxy_url)
         args = ("-v", *args)
     else:
         args = ("-v", "--proxy", proxy_url, *args)
@@ -81,7 +82,7 @@ def lib_and_app(secinstall: Secinstall, make_wheel: WheelMaker, requirement: str
     return lib, ("app",)
 
 
-@pytest.mark.parametrize("given", ["--proxy", "HTTPS_PROXY"])
+@pytest.mark.parametrize("given", ["--proxy", "HTTPS_PROXY", "ALL_PROXY"])
 @pytest.mark.parametrize("requirement", ["pinned", "resolved"])
 def test_install_through_a_proxy_that_wants_credentials(
     secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker,

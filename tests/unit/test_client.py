@@ -497,6 +497,24 @@ def test_no_proxy_skips_the_environments_proxy_not_a_given_one(
     assert proxy_for("https://pypi.org/simple/", None) is None
 
 
+def test_the_environments_proxy_is_the_schemes_else_all_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # requests' order, so pip's resolver's: the scheme's proxy, then ALL_PROXY; NO_PROXY
+    # holds for both. A plain http:// index (--trusted-host) takes HTTP_PROXY.
+    monkeypatch.setenv("ALL_PROXY", "http://all.example:3128")
+    assert proxy_for("https://pypi.org/simple/", None) == "http://all.example:3128"
+    assert proxy_for("http://index.lan/simple/", None) == "http://all.example:3128"
+    monkeypatch.setenv("HTTPS_PROXY", "http://tls.example:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://plain.example:3128")
+    assert proxy_for("https://pypi.org/simple/", None) == "http://tls.example:3128"
+    assert proxy_for("http://index.lan/simple/", None) == "http://plain.example:3128"
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setenv("NO_PROXY", "pypi.org")
+    assert proxy_for("https://pypi.org/simple/", None) is None
+    assert proxy_for("https://files.example/x.whl", None) == "http://all.example:3128"
+
+
 def test_plain_http_through_a_proxy_sends_its_credentials_and_a_407_says_so(
     ca_file: Path,
 ) -> None:
@@ -533,5 +551,7 @@ def test_a_proxy_url_without_http_is_refused_without_its_credentials(
     with Client(ssl_context=create_context([ca_file]), proxy=proxy) as client, \
             pytest.raises(FetchError) as info:
         client.get("https://index.example/simple/")
-    assert info.value.message.startswith("unsupported proxy URL: give it as http://")
+    said = ("a SOCKS proxy (ALL_PROXY=socks5://... is curl's way) is not supported"
+            if proxy.startswith("socks") else "unsupported proxy URL")
+    assert info.value.message.startswith(f"{said}: give an HTTP proxy as http://")
     assert "t0k3n" not in info.value.message
