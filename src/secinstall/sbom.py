@@ -279,14 +279,21 @@ class _Recorded:
 
 
 def environment_sbom(target: Target, *, fmt: str = "cyclonedx-json") -> str:
-    """One SBOM of everything installed in `target`: what secinstall installed, with its
-    evidence from the fragments, and everything else marked unverified."""
+    """One SBOM of everything installed in `target` (`environment_bom`), as CycloneDX 1.6
+    JSON."""
     if fmt == "spdx-json":
         raise ConfigError("--format spdx-json is not supported yet; use --format "
                           "cyclonedx-json (CycloneDX 1.6, which SBOM tools such as "
                           "cyclonedx-cli can convert to SPDX)")
-    if fmt != "cyclonedx-json":
+    if fmt not in FORMATS:
         raise ConfigError(f"unknown SBOM format {fmt!r} (supported: cyclonedx-json)")
+    return _dumps(environment_bom(target))
+
+
+def environment_bom(target: Target) -> Bom:
+    """The CycloneDX document of everything installed in `target`: what secinstall
+    installed, with its evidence from the fragments, and everything else marked
+    unverified: what `environment_sbom` writes."""
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom
 
@@ -326,7 +333,7 @@ def environment_sbom(target: Target, *, fmt: str = "cyclonedx-json") -> str:
     for name, targets in dependency_edges(requires, {}, target.markers).items():
         edges.setdefault(name, set()).update(targets)
     _register(bom, components, edges)
-    return _dumps(bom)
+    return bom
 
 
 def _current(recorded: Mapping[NormalizedName, _Recorded],
