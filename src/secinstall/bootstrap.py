@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess  # nosec B404 - runs flit_core's wheel builder, an argument list
 import sys
@@ -334,8 +335,16 @@ def unpinned_dependencies(wheel: Path, pins: Sequence[UserRequirement]) -> list[
     with zipfile.ZipFile(wheel) as archive:
         raw, _ = parse_email(archive.read(f"{dist_info}/METADATA"))
     named = {canonicalize_name(ur.req.name) for ur in pins}
-    return [text for text in raw.get("requires_dist", [])
-            if canonicalize_name(Requirement(text).name) not in named]
+    missing = []
+    for text in raw.get("requires_dist", []):
+        req = Requirement(text)
+        # An extra's requirements (`secinstall[spdx]`) are not what the script installs.
+        # Other markers stay: the lock is universal, so it must pin tomli for 3.10 too.
+        if req.marker is not None and re.search(r"\bextra\s*==", str(req.marker)):
+            continue
+        if canonicalize_name(req.name) not in named:
+            missing.append(text)
+    return missing
 
 
 # --- the script ------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """CycloneDX SBOMs: a fragment per install transaction (what was installed and how it was
 verified), and one SBOM of a whole environment, merged from the fragments and what is
 installed now: the documents, their dependency graph and metadata. Their components (one
-per distribution, with the SBOMs it bundles) are made in `component.py`. Built with
-cyclonedx-python-lib, imported only when an SBOM is made."""
+per distribution, with the SBOMs it bundles) are made in `component.py`, and the
+environment's SBOM is converted to SPDX in `spdx.py`. Built with cyclonedx-python-lib,
+imported only when an SBOM is made."""
 
 from __future__ import annotations
 
@@ -279,14 +280,22 @@ class _Recorded:
 
 
 def environment_sbom(target: Target, *, fmt: str = "cyclonedx-json") -> str:
-    """One SBOM of everything installed in `target`: what secinstall installed, with its
-    evidence from the fragments, and everything else marked unverified."""
+    """One SBOM of everything installed in `target` (`environment_bom`), as CycloneDX 1.6
+    JSON or (with spdx-tools, the extra `secinstall[spdx]`) SPDX 2.3 JSON."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown SBOM format {fmt!r} (supported: {', '.join(FORMATS)})")
     if fmt == "spdx-json":
-        raise ConfigError("--format spdx-json is not supported yet; use --format "
-                          "cyclonedx-json (CycloneDX 1.6, which SBOM tools such as "
-                          "cyclonedx-cli can convert to SPDX)")
-    if fmt != "cyclonedx-json":
-        raise ConfigError(f"unknown SBOM format {fmt!r} (supported: cyclonedx-json)")
+        from .spdx import spdx_json  # refused here, before any work, without spdx-tools
+
+        return spdx_json(environment_bom(target),
+                         name=f"secinstall environment {target.final_path(target.root)}")
+    return _dumps(environment_bom(target))
+
+
+def environment_bom(target: Target) -> Bom:
+    """The CycloneDX document of everything installed in `target`: what secinstall
+    installed, with its evidence from the fragments, and everything else marked
+    unverified; both formats of `environment_sbom` are made from it."""
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom
 
@@ -326,7 +335,7 @@ def environment_sbom(target: Target, *, fmt: str = "cyclonedx-json") -> str:
     for name, targets in dependency_edges(requires, {}, target.markers).items():
         edges.setdefault(name, set()).update(targets)
     _register(bom, components, edges)
-    return _dumps(bom)
+    return bom
 
 
 def _current(recorded: Mapping[NormalizedName, _Recorded],

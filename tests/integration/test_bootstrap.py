@@ -38,6 +38,7 @@ from secinstall.bootstrap import (
     check_vendored,
     read_pins,
     read_runtime_pins,
+    unpinned_dependencies,
     vendor,
 )
 from secinstall.errors import ConfigError, VerificationError
@@ -555,6 +556,16 @@ def test_a_runtime_lock_without_a_dependency_of_secinstall_is_refused(tmp_path: 
         build_script(copy)
     assert "sigstore" in info.value.message
     assert "nox -s lock" in info.value.message
+
+
+def test_an_extras_requirements_need_no_runtime_pin(tmp_path: Path) -> None:
+    """The script installs secinstall without extras, so `secinstall[spdx]`'s spdx-tools
+    needs no line in the runtime lock; a requirement for some Pythons only still does."""
+    wheel = build_wheel(tmp_path, "secinstall", "1.0", requires=[
+        "pip>=24.2", "tomli>=1.1; python_version < '3.11'", "spdx-tools>=0.8; extra == 'spdx'",
+        "both>=1; python_version >= '3' and extra == 'spdx'"])
+    pins = parse_files([], args=["pip==26.3"]).requirements
+    assert unpinned_dependencies(wheel, pins) == ["tomli>=1.1; python_version < '3.11'"]
 
 
 @pytest.mark.parametrize(("lock", "expected"), [

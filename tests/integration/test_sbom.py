@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +15,11 @@ from tests.conftest import Venv
 from tests.support.cli import Secinstall, sha256
 from tests.support.index import LocalIndex
 from tests.support.pep740 import WHEEL, fixture_bytes, fixtures_dir, sha256_of
-from tests.support.sbom import schema_errors
+from tests.support.sbom import BUNDLED, metadata, pip_install, piponly_wheel, schema_errors
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
 
 Json = dict[str, Any]
-
-# A PEP 770 SBOM as a build tool would bundle it: odd formatting on purpose, so that
-# "installed unchanged" is checked byte for byte.
-BUNDLED = (b'{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,\n'
-           b' "components": [\n'
-           b'  {"type": "library", "name": "zlib", "version": "1.3.1",\n'
-           b'   "purl": "pkg:generic/zlib@1.3.1", "bom-ref": "zlib"},\n'
-           b'  {"type": "library", "name": "openssl", "version": "3.0.15",\n'
-           b'   "purl": "pkg:generic/openssl@3.0.15"}]}\n')
-
-
-def metadata(name: str, version: str, *lines: str) -> str:
-    """A METADATA file with extra header lines (Provides-Extra, License-Expression, ...)."""
-    return f"Metadata-Version: 2.4\nName: {name}\nVersion: {version}\n" + "".join(
-        f"{line}\n" for line in lines)
-
 
 def fragments(venv: Venv) -> list[Path]:
     folder = venv.path / ".secinstall" / "sbom"
@@ -220,15 +202,6 @@ def test_upgrade_supersedes_the_older_fragment(
     assert graph(document) == {("app", "lib")}
 
 
-def pip_install(venv: Venv, find_links: Path, *args: str) -> None:
-    """Install with pip, not secinstall (its INSTALLER is `pip`)."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv.python), "install", "--no-index",
-         "--find-links", str(find_links), "--no-compile", *args],
-        check=True, capture_output=True, text=True,
-    )
-
-
 def test_distributions_not_installed_by_secinstall_are_unverified(
     secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, tmp_path: Path
 ) -> None:
@@ -236,10 +209,7 @@ def test_distributions_not_installed_by_secinstall_are_unverified(
     lib = make_wheel("lib", "1.0")
     links = tmp_path / "links"
     links.mkdir()
-    piponly = make_wheel("piponly", "3.1", extra_dist_info={
-        "METADATA": metadata("piponly", "3.1", "License-Expression: BSD-3-Clause",
-                             "Author-email: Pip Only <pip@example.org>"),
-        "sboms/bundled.cdx.json": BUNDLED})
+    piponly = piponly_wheel(make_wheel)
     for wheel in (piponly, lib):
         (links / wheel.name).write_bytes(wheel.read_bytes())
     for wheel in (verified, lib):

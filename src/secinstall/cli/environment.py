@@ -49,10 +49,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         description="Write one SBOM for a whole environment: the fragments secinstall wrote "
                     "at each install (with hashes and verification evidence), merged with "
                     "every other installed distribution (marked unverified) and the SBOMs "
-                    "that packages ship under PEP 770.")
+                    "that packages ship under PEP 770. As CycloneDX 1.6 JSON, or as SPDX 2.3 "
+                    "JSON (the same content: the evidence is each package's comment), which "
+                    "needs the extra secinstall[spdx] (spdx-tools).")
     add_target_options(p)
     p.add_argument("--format", choices=("cyclonedx-json", "spdx-json"),
-                   default="cyclonedx-json", help="output format (default cyclonedx-json)")
+                   default="cyclonedx-json",
+                   help="cyclonedx-json (CycloneDX 1.6, the default) or spdx-json (SPDX 2.3; "
+                        "needs pip install 'secinstall[spdx]')")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
     p.set_defaults(func=_cmd_sbom)
 
