@@ -60,6 +60,18 @@ def find_installed(target: Target, *, satisfying: bool = False,
     return found
 
 
+def installed_requires(dist: InstalledDist) -> tuple[str, ...]:
+    """The Requires-Dist of an installed distribution (none if its METADATA can't be
+    read)."""
+    from packaging.metadata import parse_email
+
+    try:
+        raw, _ = parse_email((dist.dist_info / "METADATA").read_bytes())
+    except (OSError, ValueError):
+        return ()
+    return tuple(raw.get("requires_dist", ()))
+
+
 def same_version(a: str, b: str) -> bool:
     """Whether two version strings name one version (PEP 440 when both parse)."""
     from packaging.version import InvalidVersion, Version

@@ -267,6 +267,9 @@ class InstallOptions:
     #: `--report FILE` ("-": stdout): where the command writes pip's installation report.
     report: str | None = None
     compile_bytecode: bool = True
+    #: pip's warning after an install about requirements it leaves unmet in the
+    #: environment (`conflicts.py`); `--no-warn-conflicts` turns it off.
+    warn_conflicts: bool = True
     #: How files get from the unpacked cache into the environment: "hardlink" (falls back
     #: to copying across filesystems) or "copy".
     link_mode: str = "hardlink"

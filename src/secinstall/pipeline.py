@@ -8,7 +8,6 @@ what is installed is exactly the files that were verified (no second resolution)
 from __future__ import annotations
 
 import dataclasses
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from .errors import HashesRequiredError, SecinstallError
 from .fetch import fetch_each
 from .fragment import FragmentBuilder
 from .index import Finder
-from .install import begin_install, find_installed, finish_install
+from .install import begin_install, find_installed, finish_install, installed_requires
 from .models import (
     AttestationPolicy,
     FetchedFile,
@@ -249,7 +248,7 @@ def _fetch_and_verify(options: InstallOptions, outcome: Outcome, todo: list[Plan
         requires = {name: info.requires_dist for name, info in outcome.wheel_info.items()}
         # Already-installed distributions of the plan still bring their requirements.
         for have in outcome.unchanged:
-            requires.setdefault(have.name, _installed_requires(have))
+            requires.setdefault(have.name, installed_requires(have))
         missing = missing_dependencies(plan, requires, target)
         if missing:
             raise HashesRequiredError(
@@ -312,20 +311,28 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log,
                             details=exc.details) from exc
         TrustFile(target.state_dir).update(
             {v.dist.name: v.attestation for v in outcome.verified if v.attestation})
+        if options.warn_conflicts and not options.no_deps and outcome.verified:
+            outcome.notes += _conflicts(outcome)
     outcome.notes += warnings
+
+
+def _conflicts(outcome: Outcome) -> list[str]:
+    """pip's warning after an install (`conflicts.py`), in an environment: a --target or
+    --prefix directory, or a --root, holds too little of what its distributions need to
+    judge their requirements."""
+    target = outcome.target
+    if target.kind not in ("environment", "user") or target.destdir is not None:
+        return []
+    from .conflicts import HEADLINE, find_conflicts
+
+    lines = find_conflicts(
+        find_installed(target, satisfying=True),
+        {v.dist.name: outcome.wheel_info[v.dist.name].requires_dist for v in outcome.verified},
+        target.markers)
+    return ["\n  ".join([HEADLINE, *lines])] if lines else []
 
 
 def _tls_context(certs: Sequence[str]) -> ssl.SSLContext:
     from .tls import create_context
 
     return create_context(certs)
-
-
-def _installed_requires(dist: InstalledDist) -> tuple[str, ...]:
-    from packaging.metadata import parse_email
-
-    try:
-        raw, _ = parse_email((dist.dist_info / "METADATA").read_bytes())
-    except (OSError, ValueError, zipfile.BadZipFile):
-        return ()
-    return tuple(raw.get("requires_dist", ()))

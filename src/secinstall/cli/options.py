@@ -155,6 +155,10 @@ def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) ->
     g.add_argument("--prefix", metavar="DIR", help="install under this prefix")
     g.add_argument("--no-compile", action="store_true", default=None,
                    help="don't compile bytecode")
+    g.add_argument("--no-warn-conflicts", action="store_true", default=False,
+                   help="don't warn, after installing, about distributions of the "
+                        "environment whose requirements the install left unmet (pip's "
+                        "option)")
     g.add_argument("--trust-cached-bytecode", action="store_true", default=None,
                    help="link the bytecode an earlier install compiled into secinstall's "
                         "cache instead of compiling it again from the verified sources: "
@@ -389,6 +393,8 @@ def install_options(args: argparse.Namespace, *,
         # Bytecode of another Python than the interpreter's can't be written here.
         compile_bytecode=(not s("no-compile", args.no_compile, False)
                           and not (target.cross and target.cross.other_python)),
+        warn_conflicts=bool(s("warn-conflicts", False if args.no_warn_conflicts else None,
+                              True)),
         trust_cached_bytecode=bool(s("trust-cached-bytecode", args.trust_cached_bytecode,
                                      False)),
         link_mode=link_mode(s("link-mode", args.link_mode,
