@@ -15,7 +15,7 @@ import os
 import posixpath
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -335,14 +335,22 @@ def _placements(target: Target, u: Unpacked) -> list[_Placement]:
                                                                errors="replace")
     root = "purelib" if re.search(r"(?mi)^Root-Is-Purelib:\s*true\s*$", wheel) else "platlib"
     data = u.info.data_dir + "/"
+    dirs = _scheme_of(target.scheme, u.fetched.dist.name)
     found = []
     for m in u.info.members:
         scheme, rest = root, m.path
         if m.path.startswith(data):
             scheme, _, rest = m.path[len(data):].partition("/")
         # check_wheel refused names with '..', absolute ones and unknown schemes.
-        found.append(_Placement(m, scheme, rest, os.path.join(target.scheme[scheme], rest)))
+        found.append(_Placement(m, scheme, rest, os.path.join(dirs[scheme], rest)))
     return found
+
+
+def _scheme_of(scheme: Mapping[str, str], name: str) -> dict[str, str]:
+    """The scheme a distribution is installed with: its headers in a directory of its own
+    under the target's (pip's `include/site/pythonX.Y/<name>` in a virtual environment),
+    so that two distributions' `config.h` can't overwrite each other."""
+    return {**scheme, "headers": os.path.join(scheme["headers"], name)}
 
 
 def _additional_metadata(v: VerifiedDist) -> dict[str, bytes]:
@@ -442,7 +450,8 @@ def finish_install(installing: Installing, unpacked: Sequence[Unpacked], *,
         # With --root, installer writes under `destdir` what it computes for the final
         # scheme (RECORD's paths outside site-packages, on Windows, are those).
         dest = _destination_class()(
-            scheme_dict=target.final_scheme, interpreter=str(target.python),
+            scheme_dict=_scheme_of(target.final_scheme, v.dist.name),
+            interpreter=str(target.python),
             destdir=str(target.destdir) if target.destdir else None,
             script_kind=_script_kind(), txn=txn, linker=linker, placed=placed,
             written=written,

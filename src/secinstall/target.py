@@ -343,6 +343,17 @@ def _user_scheme(interpreter: Path, user: dict[str, Any]) -> tuple[Path, dict[st
     return Path(user["base"]), user["paths"]
 
 
+def _headers(info: dict[str, Any], root: Path, paths: dict[str, str]) -> str:
+    """Where a wheel's headers (`<name>.data/headers/`) go, as pip puts them, less the
+    distribution's name, which each install adds: in a virtual environment
+    `<root>/include/site/pythonX.Y` (pip's own header path there, uv's too), elsewhere the
+    scheme's include directory (`--target`: pip's home scheme, `<dir>/include/python`)."""
+    include = paths.pop("include", None) or os.path.join(paths["data"], "include")
+    if info["prefix"] != info["base_prefix"]:
+        return str(root / "include" / "site" / f"python{info['version'][0]}.{info['version'][1]}")
+    return include
+
+
 def change_root(destdir: Path, path: str | Path) -> Path:
     """pip's change_root (and installer's destdir): an absolute `path` under `destdir`."""
     p = Path(path)
@@ -357,15 +368,15 @@ def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
     if user:
         kind = "user"
         root, scheme = _user_scheme(interpreter, info["user"])
-    paths: dict[str, str] = {k: scheme[k] for k in SCHEME_KEYS if k in scheme}
-    paths.setdefault("headers", os.path.join(paths["data"], "include"))
+    paths: dict[str, str] = {k: scheme[k] for k in (*SCHEME_KEYS, "include") if k in scheme}
     if target_dir:
         kind = "target"
         root = Path(target_dir).expanduser().absolute()
         paths = {"purelib": str(root), "platlib": str(root), "scripts": str(root / "bin"),
-                 "data": str(root), "headers": str(root / "include")}
+                 "data": str(root), "include": str(root / "include" / "python")}
     elif prefix_path:
         kind, root = "prefix", prefix_path
+    paths["headers"] = _headers(info, root, paths)
     # pip checks PEP 668 only when installing into the current environment: not --root.
     marker = None if destdir else externally_managed_marker(
         kind, info["prefix"], info["base_prefix"], info["stdlib"])

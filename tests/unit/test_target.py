@@ -58,9 +58,12 @@ def test_target_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     root = tmp_path / "vendored"
     assert target.kind == "target"
     assert target.root == root  # made absolute
+    # Headers as pip puts them with --target (each distribution's under its name).
+    headers = (root / "include" / "site" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+               if sys.prefix != sys.base_prefix else root / "include" / "python")
     assert target.scheme == {"purelib": str(root), "platlib": str(root),
                              "scripts": str(root / "bin"), "data": str(root),
-                             "headers": str(root / "include")}
+                             "headers": str(headers)}
     assert target.site_dirs == (root,)
     assert target.state_dir == root / ".secinstall"
 
