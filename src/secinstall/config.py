@@ -198,9 +198,10 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "requirement": ("requirement", _words),
     "no-compile": ("no-compile", _no_compile),
     "compile": ("no-compile", _no_compile),
-    # The store_false `--no-warn-conflicts`: strtobool of the value goes to its dest, as
-    # for no-compile, so `no-warn-conflicts = no` is what turns the warning off.
+    # The store_false `--no-warn-conflicts` and `--no-warn-script-location`: strtobool of
+    # the value goes to their dest, as for no-compile, so `... = no` turns the warning off.
     "no-warn-conflicts": ("warn-conflicts", _strtobool),
+    "no-warn-script-location": ("warn-script-location", _strtobool),
     "proxy": ("proxy", _text),
     "disable-pip-version-check": ("disable-pip-version-check", _strtobool),
     "no-input": ("no-input", _strtobool),

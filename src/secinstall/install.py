@@ -149,12 +149,16 @@ def _destination_class() -> type:
         #: the first file. A new file costs far more than a link on some filesystems
         #: (measured here: 0.5 ms against 9 us, 6% of a warm install).
         written: dict[bytes, Path] = field(default_factory=dict)
+        #: The scripts written, at their final paths (`--root`'s DIR left out).
+        scripts: list[str] = field(default_factory=list)
 
         def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO,
                         is_executable: bool) -> RecordEntry:
             assert self.txn is not None  # noqa: S101  # nosec B101 - set by the constructor
             assert self.linker is not None  # noqa: S101  # nosec B101 - likewise
             target_path = self._path_with_destdir(scheme, path)
+            if scheme == "scripts":
+                self.scripts.append(os.path.join(self.scheme_dict[scheme], path))
             _make_room(self.txn, target_path)
             if isinstance(stream, TreeFile) and not stream.opened:
                 self.linker.place(stream.path, target_path, is_executable)
@@ -424,14 +428,17 @@ def begin_install(txn: Transaction, target: Target, wheels: Sequence[VerifiedDis
 
 
 def finish_install(installing: Installing, unpacked: Sequence[Unpacked], *,
-                   compile_bytecode: bool = True) -> list[str]:
+                   compile_bytecode: bool = True, warn_script_location: bool = True,
+                   ) -> list[str]:
     """Link the bytecode compiled in `unpacked` (the same trees, now with it), and let
-    installer write scripts, entry points, metadata and RECORD; returns warnings."""
+    installer write scripts, entry points, metadata and RECORD; returns warnings (with
+    `warn_script_location`, pip's about scripts installed where PATH doesn't look)."""
     from installer import install
     from installer.records import RecordEntry
 
     txn, target, linker = installing.txn, installing.target, installing.linker
     written: dict[bytes, Path] = {}
+    scripts: list[str] = []
     for v, u, wheel, records in zip(installing.wheels, unpacked, installing.placements,
                                     installing.placed, strict=True):
         bytecode = u.bytecode if compile_bytecode else {}
@@ -454,13 +461,48 @@ def finish_install(installing: Installing, unpacked: Sequence[Unpacked], *,
             interpreter=str(target.python),
             destdir=str(target.destdir) if target.destdir else None,
             script_kind=_script_kind(), txn=txn, linker=linker, placed=placed,
-            written=written,
+            written=written, scripts=scripts,
         )
-        scripts = [p.member for p in wheel if p.scheme == "scripts"]
+        members = [p.member for p in wheel if p.scheme == "scripts"]
         with _naming(v):
             _place_all(txn, linker, files)
-            install(_tree_source_class()(u, scripts), dest, _additional_metadata(v))
-    return installing.warnings
+            install(_tree_source_class()(u, members), dest, _additional_metadata(v))
+    off_path = scripts_off_path(scripts, target.python.parent) if warn_script_location else None
+    return [*installing.warnings, *([off_path] if off_path else [])]
+
+
+def scripts_off_path(scripts: Iterable[str], interpreter_dir: Path,
+                     environ: Mapping[str, str] | None = None) -> str | None:
+    """pip's warning (and its words) about scripts installed in a directory PATH doesn't
+    name, e.g. `~/.local/bin` after `--user`: their commands won't be found. Not for the
+    target interpreter's own directory (a virtual environment used without activating
+    it)."""
+    env = os.environ if environ is None else environ
+    path = [p for p in env.get("PATH", "").split(os.pathsep) if p]
+
+    def norm(p: str | Path) -> str:
+        return os.path.normcase(os.path.normpath(p)).rstrip(os.sep)
+
+    quiet = {norm(p) for p in path} | {norm(interpreter_dir)}
+    by_dir: dict[str, set[str]] = {}
+    for script in scripts:
+        by_dir.setdefault(os.path.dirname(script), set()).add(os.path.basename(script))
+    lines = []
+    for where, names in by_dir.items():
+        if norm(where) in quiet:
+            continue
+        *most, last = sorted(names)
+        what = f"scripts {', '.join(most)} and {last} are" if most else f"script {last} is"
+        lines.append(f"The {what} installed in '{where}' which is not on PATH.")
+    if not lines:
+        return None
+    lines.append(f"Consider adding {'this directory' if len(lines) == 1 else 'these directories'}"
+                 " to PATH or, if you prefer to suppress this warning, use "
+                 "--no-warn-script-location.")
+    if any(p.startswith("~") for p in path):
+        lines.append("NOTE: The current PATH contains path(s) starting with `~`, which may "
+                     "not be expanded by all applications.")
+    return "\n".join(lines)
 
 
 @contextlib.contextmanager

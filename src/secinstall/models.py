@@ -270,6 +270,9 @@ class InstallOptions:
     #: pip's warning after an install about requirements it leaves unmet in the
     #: environment (`conflicts.py`); `--no-warn-conflicts` turns it off.
     warn_conflicts: bool = True
+    #: pip's warning about scripts installed in a directory PATH doesn't name;
+    #: `--no-warn-script-location` turns it off.
+    warn_script_location: bool = True
     #: How files get from the unpacked cache into the environment: "hardlink" (falls back
     #: to copying across filesystems) or "copy".
     link_mode: str = "hardlink"

@@ -288,7 +288,8 @@ def _install(options: InstallOptions, outcome: Outcome, log: Log,
                     # Compiling went on while the files above were linked.
                     outcome.unpacked = bytecode.finish(outcome.unpacked)
                 warnings = finish_install(installing, outcome.unpacked,
-                                          compile_bytecode=options.compile_bytecode)
+                                          compile_bytecode=options.compile_bytecode,
+                                          warn_script_location=options.warn_script_location)
                 outcome.result = InstallResult(installed=tuple(outcome.verified),
                                                removed=tuple(replace),
                                                unchanged=tuple(outcome.unchanged),

@@ -655,3 +655,41 @@ def test_isolated_ignores_pip_variables(
     assert "Traceback" not in run.err
     assert secinstall.index.requests == []
     assert snapshot(venv.path) == before
+
+
+@pytest.mark.parametrize("quiet", [None, "--no-warn-script-location",
+                                   "PIP_NO_WARN_SCRIPT_LOCATION"])
+def test_scripts_off_path_are_said_as_pip_says_them(
+    secinstall: Secinstall, make_wheel: WheelMaker, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, quiet: str | None,
+) -> None:
+    # --target puts scripts in DIR/bin, which PATH doesn't name: their commands won't be
+    # found, which pip says (pip's setting keeps its value as given: "no" turns it off).
+    wheel = make_wheel("tool", "1.0", files={"tool.py": "def main():\n    pass\n"},
+                       console_scripts={"tool": "tool:main"})
+    secinstall.index.add(wheel)
+    args: tuple[str, ...] = ()
+    if quiet == "PIP_NO_WARN_SCRIPT_LOCATION":
+        monkeypatch.setenv(quiet, "no")
+    elif quiet:
+        args = (quiet,)
+    run = secinstall("--target", tmp_path / "t", *args, *secinstall.pinned(wheel))
+
+    assert run.code == 0, run.err
+    assert (tmp_path / "t" / "bin" / "tool").is_file()
+    said = (f"warning: The script tool is installed in '{tmp_path / 't' / 'bin'}' which is "
+            "not on PATH.\nConsider adding this directory to PATH")
+    assert (said in run.err) is (quiet is None)
+
+
+def test_scripts_by_the_environments_python_are_not_said(
+    secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker,
+) -> None:
+    # A virtual environment used without activating it: nothing to say.
+    wheel = make_wheel("tool", "1.0", files={"tool.py": "def main():\n    pass\n"},
+                       console_scripts={"tool": "tool:main"})
+    secinstall.index.add(wheel)
+    run = secinstall("--python", venv.path, *secinstall.pinned(wheel))
+    assert run.code == 0, run.err
+    assert (venv.bin / "tool").is_file()
+    assert "not on PATH" not in run.err

@@ -421,7 +421,7 @@ PIP_DEST = {
     "upgrade-strategy": "upgrade_strategy", "require-virtualenv": "require_venv",
     "platform": "platforms", "python-version": "python_version",
     "implementation": "implementation", "abi": "abis",
-    "warn-conflicts": "warn_about_conflicts",
+    "warn-conflicts": "warn_about_conflicts", "warn-script-location": "warn_script_location",
 }
 
 
@@ -472,7 +472,7 @@ ORACLE_CASES = [
                  "force-reinstall = on\nignore-installed = 1\ndisable-pip-version-check = 1\n"
                  "constraint = c.txt\nrequirement = r.txt\nprefix = /p\nno-input = yes\n"
                  "break-system-packages = on\nupgrade-strategy = eager\n"
-                 "no-warn-conflicts = no\n"},
+                 "no-warn-conflicts = no\nno-warn-script-location = no\n"},
         {"PIP_PYTHON": "/usr/bin/python3", "PIP_REQUIRE_HASHES": "1", "PIP_NO_INDEX": "1",
          "PIP_REQUIRE_VIRTUALENV": "1",
          "PIP_EXTRA_INDEX_URL": "https://e.example"},

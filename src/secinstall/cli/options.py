@@ -159,6 +159,9 @@ def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) ->
                    help="don't warn, after installing, about distributions of the "
                         "environment whose requirements the install left unmet (pip's "
                         "option)")
+    g.add_argument("--no-warn-script-location", action="store_true", default=False,
+                   help="don't warn about scripts installed in a directory that PATH "
+                        "doesn't name (pip's option)")
     g.add_argument("--trust-cached-bytecode", action="store_true", default=None,
                    help="link the bytecode an earlier install compiled into secinstall's "
                         "cache instead of compiling it again from the verified sources: "
@@ -222,7 +225,7 @@ def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) ->
     # on wheels and builds change nothing because secinstall takes wheels only, always;
     # --no-binary, which asks for a build, is refused (`wheels_only`).
     g.add_argument("--root-user-action", choices=("warn", "ignore"), help=argparse.SUPPRESS)
-    for flag in ("--no-warn-script-location", "--prefer-binary", "--no-build-isolation",
+    for flag in ("--prefer-binary", "--no-build-isolation",
                  "--use-pep517", "--no-use-pep517", "--check-build-dependencies",
                  "--no-clean"):
         g.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
@@ -395,6 +398,8 @@ def install_options(args: argparse.Namespace, *,
                           and not (target.cross and target.cross.other_python)),
         warn_conflicts=bool(s("warn-conflicts", False if args.no_warn_conflicts else None,
                               True)),
+        warn_script_location=bool(s("warn-script-location",
+                                    False if args.no_warn_script_location else None, True)),
         trust_cached_bytecode=bool(s("trust-cached-bytecode", args.trust_cached_bytecode,
                                      False)),
         link_mode=link_mode(s("link-mode", args.link_mode,
