@@ -63,6 +63,9 @@ _URL_SCHEMES = frozenset({"http", "https", "file", "ftp"})
 _VCS = frozenset({"git", "hg", "svn", "bzr"})
 _OPERATORS = ("~=", "==", "!=", "<=", ">=", "<", ">", "===")
 _NAME_AT_URL = "write `name @ URL` instead, e.g. `name @ file:///path/to/name-1.0-py3-none-any.whl`"
+_BUILD = ("installing it means building it, which runs its code, and secinstall installs "
+          "wheels only: build a wheel (e.g. `python -m build --wheel`) and install the .whl "
+          "file")
 
 # Options pip accepts in files that secinstall refuses, with the reason.
 _REFUSED = {
@@ -483,11 +486,16 @@ def _parse_req_string(text: str, where: str) -> Requirement:
     wheel = _wheel_reference(name, where)
     if wheel is not None:
         return Requirement(f"{wheel} ; {marker}" if marker else wheel)
-    if _url_scheme(before_at):
+    if (scheme := _url_scheme(before_at)) and scheme not in _URL_SCHEMES:
+        raise RequirementsError(f"{where}: {name!r} is a version-control URL: {_BUILD}")
+    if scheme:
         raise RequirementsError(
             f"{where}: {name!r} is a URL without a project name; {_NAME_AT_URL}"
         )
     if _looks_like_path(before_at):
+        if Path(before_at).expanduser().is_dir():
+            raise RequirementsError(f"{where}: {name!r} is a directory, a project's "
+                                    f"source: {_BUILD}")
         raise RequirementsError(
             f"{where}: {name!r} looks like a path, which secinstall does not install "
             f"without a project name; {_NAME_AT_URL}"
