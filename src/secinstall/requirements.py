@@ -470,7 +470,7 @@ def _wheel_reference(text: str, where: str) -> str | None:
     except InvalidWheelFilename as exc:
         raise RequirementsError(f"{where}: {text!r}: {exc}") from exc
     if url is None:
-        path = Path(text).expanduser()
+        path = Path(os.path.expanduser(text))
         if not path.is_file():
             raise RequirementsError(f"{where}: {text!r}: no such wheel file")
         url = path.resolve().as_uri()
@@ -493,7 +493,7 @@ def _parse_req_string(text: str, where: str) -> Requirement:
             f"{where}: {name!r} is a URL without a project name; {_NAME_AT_URL}"
         )
     if _looks_like_path(before_at):
-        if Path(before_at).expanduser().is_dir():
+        if Path(os.path.expanduser(before_at)).is_dir():
             raise RequirementsError(f"{where}: {name!r} is a directory, a project's "
                                     f"source: {_BUILD}")
         raise RequirementsError(

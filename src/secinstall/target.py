@@ -233,7 +233,7 @@ def find_interpreter(spec: str | None) -> Path:
     """The interpreter named by `--python` (a file or an environment directory)."""
     if not spec:
         return Path(sys.executable)
-    path = Path(spec).expanduser()
+    path = Path(os.path.expanduser(spec))
     if path.is_dir():
         for candidate in (path / "bin" / "python", path / "Scripts" / "python.exe",
                           path / "bin" / "python3"):
@@ -326,8 +326,8 @@ def begin_target(python: str | None = None, *, target_dir: str | None = None,
         raise TargetError("Can not combine '--user' and '--prefix' as they imply different "
                           "installation locations")
     interpreter = find_interpreter(python)
-    prefix_path = Path(prefix).expanduser().absolute() if prefix else None
-    destdir = Path(root).expanduser().absolute() if root else None
+    prefix_path = Path(os.path.expanduser(prefix)).absolute() if prefix else None
+    destdir = Path(os.path.expanduser(root)).absolute() if root else None
     pending = _probe(interpreter, prefix_path)
     return lambda: _target(interpreter, pending(), target_dir, prefix_path, user, destdir)
 
@@ -343,12 +343,11 @@ def _user_scheme(interpreter: Path, user: dict[str, Any]) -> tuple[Path, dict[st
     return Path(user["base"]), user["paths"]
 
 
-def _headers(info: dict[str, Any], root: Path, paths: dict[str, str]) -> str:
+def _headers(info: dict[str, Any], root: Path, include: str) -> str:
     """Where a wheel's headers (`<name>.data/headers/`) go, as pip puts them, less the
     distribution's name, which each install adds: in a virtual environment
     `<root>/include/site/pythonX.Y` (pip's own header path there, uv's too), elsewhere the
-    scheme's include directory (`--target`: pip's home scheme, `<dir>/include/python`)."""
-    include = paths.pop("include", None) or os.path.join(paths["data"], "include")
+    scheme's `include` directory (`--target`: pip's home scheme, `<dir>/include/python`)."""
     if info["prefix"] != info["base_prefix"]:
         return str(root / "include" / "site" / f"python{info['version'][0]}.{info['version'][1]}")
     return include
@@ -371,12 +370,13 @@ def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
     paths: dict[str, str] = {k: scheme[k] for k in (*SCHEME_KEYS, "include") if k in scheme}
     if target_dir:
         kind = "target"
-        root = Path(target_dir).expanduser().absolute()
+        root = Path(os.path.expanduser(target_dir)).absolute()
         paths = {"purelib": str(root), "platlib": str(root), "scripts": str(root / "bin"),
                  "data": str(root), "include": str(root / "include" / "python")}
     elif prefix_path:
         kind, root = "prefix", prefix_path
-    paths["headers"] = _headers(info, root, paths)
+    include = paths.pop("include", None) or os.path.join(paths["data"], "include")
+    paths["headers"] = _headers(info, root, include)
     # pip checks PEP 668 only when installing into the current environment: not --root.
     marker = None if destdir else externally_managed_marker(
         kind, info["prefix"], info["base_prefix"], info["stdlib"])

@@ -270,6 +270,10 @@ REFUSED = [
     pytest.param("./dist/foo-1.0-py3-none-any.whl", ["no such wheel file"],
                  id="missing-wheel-path"),
     pytest.param("/srv/pkg", ["looks like a path", "name @ URL"], id="absolute-path"),
+    # A user that doesn't exist: the path as written, as os.path.expanduser leaves it.
+    pytest.param("~nosuchuser/foo-1.0-py3-none-any.whl", ["no such wheel file"],
+                 id="unknown-user-wheel"),
+    pytest.param("~nosuchuser/pkg", ["looks like a path"], id="unknown-user-path"),
     pytest.param("./", ["'./' is a directory, a project's source", "wheels only",
                         "python -m build --wheel"], id="project-dir"),
     pytest.param("./dist/foo-1.0.tar.gz", ["looks like a path", "name @ URL"],

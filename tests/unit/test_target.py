@@ -190,3 +190,14 @@ def test_externally_managed_text_is_what_pip_shows(
         locale.setlocale(locale.LC_MESSAGES, saved)
     # pip's default text ends with a newline; what the CLI shows is stripped either way.
     assert ours.strip() == theirs.strip()
+
+
+def test_a_home_that_cant_be_found_leaves_the_path_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As pip (os.path.expanduser): `~nosuchuser/t` is a relative path, not a traceback.
+    monkeypatch.chdir(tmp_path)
+    assert resolve_target(target_dir="~nosuchuser/t").root == tmp_path / "~nosuchuser" / "t"
+    assert resolve_target(prefix="~nosuchuser/p").root == tmp_path / "~nosuchuser" / "p"
+    with pytest.raises(TargetError, match="--python ~nosuchuser/venv: no such file"):
+        resolve_target("~nosuchuser/venv")

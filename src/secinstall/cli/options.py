@@ -318,7 +318,7 @@ def link_mode(value: Any) -> str:
 
 def cache_dir_from(s: Settings, args: argparse.Namespace) -> Path | None:
     cache_dir = s("cache-dir", args.cache_dir)
-    return Path(cache_dir).expanduser() if cache_dir else None
+    return Path(os.path.expanduser(cache_dir)) if cache_dir else None
 
 
 def _is_lock(path: str) -> bool:
