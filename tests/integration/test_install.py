@@ -246,6 +246,25 @@ def test_prefix(
     assert not (venv.purelib / "app").exists()
 
 
+def test_prefix_is_judged_at_the_prefix_and_leaves_the_environment_alone(
+    secinstall: Secinstall, venv: Venv, lib_versions: dict[str, Path], tmp_path: Path
+) -> None:
+    # pip looks in the interpreter's environment: it skips there what the environment has
+    # (the prefix then lacks it) and uninstalls from it another version of what it puts
+    # in the prefix. secinstall changes nothing outside the prefix.
+    assert secinstall("--python", venv.path, *secinstall.pinned(lib_versions["1.0"])).code == 0
+    before = snapshot(venv.path)
+    prefix = tmp_path / "prefix"
+    site = prefix / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+
+    for version in ("1.0", "2.0"):
+        run = secinstall("--python", venv.path, "--prefix", prefix,
+                         *secinstall.pinned(lib_versions[version]))
+        assert run.code == 0, run.err
+        assert dist_infos(site, "lib") == [f"lib-{version}.dist-info"]
+    assert snapshot(venv.path) == before
+
+
 @pytest.mark.parametrize("form", ["interpreter", "directory"])
 def test_python_option_takes_interpreter_or_environment(
     secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker, form: str
