@@ -264,11 +264,14 @@ def _pip_version() -> Version | None:
 def pip_command(options: InstallOptions, target: Target, req_file: Path,
                 constraint_file: Path | None, cert_file: str | None) -> list[str]:
     src = options.sources
+    # --progress-bar off: pip 24.2 (the one Python 3.13.0 comes with) draws its bar on
+    # stdout, which holds the report, when --log is given, even with --quiet.
     cmd = [sys.executable, "-m", "pip", "--isolated", "--disable-pip-version-check",
            "--no-input", "--quiet"]
     if not target.is_current:
         cmd += ["--python", str(target.python)]
-    cmd += ["install", "--dry-run", "--report", "-", "--only-binary", ":all:",
+    cmd += ["install", "--dry-run", "--report", "-", "--progress-bar", "off",
+            "--only-binary", ":all:",
             "--timeout", str(src.timeout), "--retries", str(src.retries),
             "-r", str(req_file)]
     if constraint_file:

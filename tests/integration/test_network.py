@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sysconfig
 from pathlib import Path
 
 import pytest
 
+import secinstall
 from secinstall.cli import main
-from tests.conftest import Venv, run_in
+from tests.conftest import Venv, make_venv, run_in
 
 pytestmark = pytest.mark.network
 
@@ -57,3 +61,39 @@ def test_pinned_install_from_pypi(
     assert item["secinstall"]["hash_sources"] == ["index", "pin"]
     imported = run_in(venv, "import mdurl; print(mdurl.__version__)")
     assert imported.stdout == "0.1.2\n", imported.stderr
+
+
+PIP_FLOOR = ("pip==24.2 "
+             "--hash=sha256:2cd581cf58ab7fcfca4ce8efa6dcacd0de5bf8d0a3eb9ec927e07405f4d9e2a2")
+
+
+def test_resolving_with_the_oldest_pip_secinstall_takes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # pip 24.2, secinstall's floor, is the one Python 3.13.0 comes with. Given --log (as
+    # secinstall runs it), it draws its download bar on stdout, where the report is, even
+    # with --quiet: resolving anything with a file of over half a megabyte failed.
+    runner = make_venv(tmp_path / "runner")
+    pins = tmp_path / "pip.txt"
+    pins.write_text(PIP_FLOOR + "\n")
+    code = main(["install", "--python", str(runner.path), "--cache-dir", str(tmp_path / "c0"),
+                 "-r", str(pins)])
+    assert code == 0, capsys.readouterr().err
+    # secinstall and its dependencies from here, after the runner's own pip on its path.
+    here = [str(Path(secinstall.__file__).parent.parent),
+            *dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))]
+    (runner.purelib / "zz_secinstall_under_test.pth").write_text("\n".join(here) + "\n")
+    target = make_venv(tmp_path / "target")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+    version = subprocess.run([str(runner.python), "-m", "pip", "--version"], env=env,
+                             capture_output=True, text=True, check=True).stdout
+    # docutils' wheel: 0.6 MB, above pip's threshold for a bar.
+    run = subprocess.run(
+        [str(runner.python), "-m", "secinstall", "install", "--python", str(target.path),
+         "--cache-dir", str(tmp_path / "c"), "docutils==0.22.4"],
+        env={**env, "PIP_CONFIG_FILE": os.devnull}, capture_output=True, text=True)
+
+    assert version.startswith("pip 24.2 ")
+    assert run.returncode == 0, run.stderr
+    assert run_in(target, "import docutils").returncode == 0
