@@ -3,15 +3,13 @@ a directory of its own: pip itself, run on the same wheel, is the oracle."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_venv
-from tests.support.cli import Secinstall
+from tests.support.cli import Secinstall, pip_install
 from tests.support.wheels import WheelMaker
 
 
@@ -26,13 +24,6 @@ def headers_of(wheel_maker: WheelMaker, name: str) -> Path:
 def found(root: Path) -> list[str]:
     """Every `.h` file under `root`, relative to it."""
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.h"))
-
-
-def pip_install(python: Path, *args: str | Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
-                    "--no-index", "--no-deps", "--no-compile", *map(str, args)],
-                   check=True, env={**env, "PIP_CONFIG_FILE": os.devnull})
 
 
 # The interpreter outside any virtual environment: only with --prefix, which leaves it as
@@ -59,7 +50,9 @@ def test_headers_go_where_pip_puts_them(
             python = BASE_PYTHON
         roots[tool] = option[1] if option else python.parent.parent
         if tool == "pip":
-            pip_install(python, *option, *wheels)
+            done = pip_install(python, "--no-index", "--no-deps", "--no-compile", *option,
+                               *wheels)
+            assert done.returncode == 0, done.stderr
         else:
             run = secinstall("--python", python, *option, *secinstall.pinned(*wheels))
             assert run.code == 0, run.err

@@ -16,9 +16,10 @@ import pytest
 from secinstall.cli import main
 from secinstall.config import load_pip_settings
 from tests.conftest import Venv
+from tests.support.cli import pip_install
 from tests.support.index import LocalIndex
 from tests.support.pep740 import PROJECT, PUBLISHED_BY, WHEEL, is_installed, serve_real_wheel
-from tests.support.serve import ServeProcess, pip_install
+from tests.support.serve import ServeProcess
 from tests.support.snapshot import snapshot
 from tests.support.tampering import flip_middle_byte
 from tests.support.wheels import WheelMaker

@@ -12,10 +12,10 @@ from packaging.utils import parse_wheel_filename
 from secinstall.sbom import environment_sbom
 from secinstall.target import resolve_target
 from tests.conftest import Venv
-from tests.support.cli import Secinstall, sha256
+from tests.support.cli import Secinstall, pip_install, sha256
 from tests.support.index import LocalIndex
 from tests.support.pep740 import WHEEL, fixture_bytes, fixtures_dir, sha256_of
-from tests.support.sbom import BUNDLED, metadata, pip_install, piponly_wheel, schema_errors
+from tests.support.sbom import BUNDLED, metadata, piponly_wheel, schema_errors
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker
 
@@ -216,9 +216,11 @@ def test_distributions_not_installed_by_secinstall_are_unverified(
         secinstall.index.add(wheel)
     assert secinstall("--python", venv.path, "--no-deps",
                       *secinstall.pinned(verified, lib)).code == 0
-    pip_install(venv, links, "piponly")
+    assert pip_install(venv, "--no-index", "--find-links", links, "--no-compile",
+                       "piponly").returncode == 0
     # pip reinstalling the same version over secinstall's: the fragment no longer vouches for it.
-    pip_install(venv, links, "--force-reinstall", "--no-deps", "lib==1.0")
+    assert pip_install(venv, "--no-index", "--find-links", links, "--no-compile",
+                       "--force-reinstall", "--no-deps", "lib==1.0").returncode == 0
 
     document = env_sbom(venv)
 

@@ -14,6 +14,7 @@ import trustme
 
 from secinstall.cli import main
 from tests.conftest import Venv
+from tests.support.cli import pip_install
 from tests.support.index import LocalIndex
 from tests.support.pep740 import (
     NEW_PUBLISHER,
@@ -28,7 +29,7 @@ from tests.support.pep740 import (
     serve_real_wheel,
     sha256_of,
 )
-from tests.support.serve import ServeProcess, pip_install
+from tests.support.serve import ServeProcess
 from tests.support.snapshot import snapshot
 from tests.support.tampering import flip_middle_byte, tampered_provenance
 from tests.support.wheels import WheelMaker, build_sdist

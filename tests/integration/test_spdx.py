@@ -17,8 +17,8 @@ from packaging.utils import parse_wheel_filename
 import secinstall as secinstall_package
 from secinstall import __version__
 from tests.conftest import Venv
-from tests.support.cli import Run, Secinstall, run_cli, sha256
-from tests.support.sbom import BUNDLED, metadata, pip_install, piponly_wheel, spdx_problems
+from tests.support.cli import Run, Secinstall, pip_install, run_cli, sha256
+from tests.support.sbom import BUNDLED, metadata, piponly_wheel, spdx_problems
 from tests.support.wheels import WheelMaker
 
 Json = dict[str, Any]
@@ -49,7 +49,8 @@ def environment(secinstall: Secinstall, venv: Venv, make_wheel: WheelMaker,
     links.mkdir()
     piponly = piponly_wheel(make_wheel)
     (links / piponly.name).write_bytes(piponly.read_bytes())
-    pip_install(venv, links, "piponly")
+    assert pip_install(venv, "--no-index", "--find-links", links, "--no-compile",
+                       "piponly").returncode == 0
     return wheels
 
 

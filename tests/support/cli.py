@@ -4,6 +4,9 @@ the requirement lines that pin what it installs by hash."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,3 +94,14 @@ def pinned(tmp_path: Path, requirement: str, digest: str) -> list[str]:
 def dist_infos(site: Path, name: str) -> list[str]:
     """The names of the `.dist-info` directories of `name` in `site`, sorted."""
     return sorted(p.name for p in site.glob(f"{name}-*.dist-info"))
+
+
+def pip_install(python: Path | Venv, *args: str | Path, env: Mapping[str, str] | None = None,
+                ) -> subprocess.CompletedProcess[str]:
+    """The dev environment's real pip, installing into the environment of `python` (an
+    interpreter, or a venv): as the oracle, or for what secinstall must find installed by
+    another tool. Its outcome is the caller's to check."""
+    where = python.python if isinstance(python, Venv) else python
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(where), "install", *map(str, args)],
+        capture_output=True, text=True, check=False, env=env, timeout=300)

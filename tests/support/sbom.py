@@ -1,11 +1,9 @@
 """Builders for the SBOM tests: verified distributions and install outcomes as the pipeline
-hands them to the SBOM writer, wheels' metadata and bundled SBOMs, installs by pip, the
+hands them to the SBOM writer, wheels' metadata and bundled SBOMs, the
 CycloneDX 1.6 schema check and the SPDX 2.3 validation."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,6 @@ from secinstall.models import (
 from secinstall.pipeline import Outcome
 from secinstall.target import Target
 from secinstall.verify.wheel import WheelInfo
-from tests.conftest import Venv
 from tests.support.wheels import WheelMaker
 
 Json = dict[str, Any]
@@ -92,15 +89,6 @@ def spdx_problems(document: Json) -> list[str]:
     back (a document it can't read fails there): empty when nothing."""
     parsed = JsonLikeDictParser().parse(document)  # type: ignore[no-untyped-call]
     return [m.validation_message for m in validate_full_spdx_document(parsed)]
-
-
-def pip_install(venv: Venv, find_links: Path, *args: str) -> None:
-    """Install with pip, not secinstall (its INSTALLER is `pip`)."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv.python), "install", "--no-index",
-         "--find-links", str(find_links), "--no-compile", *args],
-        check=True, capture_output=True, text=True,
-    )
 
 
 def piponly_wheel(make_wheel: WheelMaker) -> Path:

@@ -14,7 +14,6 @@ from pathlib import Path
 from types import TracebackType
 
 import secinstall
-from tests.conftest import Venv
 
 
 def secinstall_env(**extra: str) -> dict[str, str]:
@@ -102,12 +101,3 @@ class ServeProcess:
         self._reader.join(timeout=10)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
-
-
-def pip_install(venv: Venv, *args: str, env: dict[str, str] | None = None
-                ) -> subprocess.CompletedProcess[str]:
-    """The dev environment's real pip, installing into `venv`."""
-    return subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv.python), "install", *args],
-        capture_output=True, text=True, check=False, env=env, timeout=300,
-    )
