@@ -38,18 +38,27 @@ def find_installed(target: Target, *, satisfying: bool = False,
     """Distributions present in the target, by normalised name. With `satisfying`, those
     that satisfy a requirement as pip counts them (`Target.satisfying_dirs`: also the
     interpreter's own site-packages with `--user`; the final paths, not those under DIR,
-    with `--root DIR`)."""
+    with `--root DIR`).
+
+    A distribution that setup.py or an old pip installed has an `.egg-info` (a directory,
+    or a file for distutils) instead, and no RECORD: it counts as installed, as in pip, and
+    what would remove it (an upgrade, `uninstall`) refuses, knowing none of its files."""
     found: dict[NormalizedName, InstalledDist] = {}
     for site in target.satisfying_dirs if satisfying else target.site_dirs:
         try:
-            entries = list(os.scandir(site))
+            entries = sorted(os.scandir(site), key=lambda e: e.name.endswith(".egg-info"))
         except OSError:
             continue
         for entry in entries:
-            if not entry.name.endswith(".dist-info") or not entry.is_dir():
+            if entry.name.endswith(".dist-info") and entry.is_dir():
+                # name-version.dist-info
+                name, _, version = entry.name[: -len(".dist-info")].partition("-")
+            elif entry.name.endswith(".egg-info"):
+                # name-version[-pyX.Y].egg-info; without a version, a develop install's
+                name, _, rest = entry.name[: -len(".egg-info")].partition("-")
+                version = rest.partition("-")[0]
+            else:
                 continue
-            stem = entry.name[: -len(".dist-info")]
-            name, _, version = stem.partition("-")
             if not version:
                 continue
             installer = ""
@@ -60,13 +69,21 @@ def find_installed(target: Target, *, satisfying: bool = False,
     return found
 
 
+def metadata_path(dist: InstalledDist) -> Path:
+    """Where an installed distribution's core metadata is: `METADATA` in a `.dist-info`,
+    `PKG-INFO` in an `.egg-info` directory, or the `.egg-info` file itself."""
+    if dist.dist_info.suffix != ".egg-info":
+        return dist.dist_info / "METADATA"
+    return dist.dist_info / "PKG-INFO" if dist.dist_info.is_dir() else dist.dist_info
+
+
 def installed_requires(dist: InstalledDist) -> tuple[str, ...]:
     """The Requires-Dist of an installed distribution (none if its METADATA can't be
     read)."""
     from packaging.metadata import parse_email
 
     try:
-        raw, _ = parse_email((dist.dist_info / "METADATA").read_bytes())
+        raw, _ = parse_email(metadata_path(dist).read_bytes())
     except (OSError, ValueError):
         return ()
     return tuple(raw.get("requires_dist", ()))
@@ -88,6 +105,10 @@ def _record_paths(dist: InstalledDist) -> list[Path]:
         text = record.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        if dist.dist_info.suffix == ".egg-info":
+            why = ("installed by setup.py or an old pip, which keep no list of its files; "
+                   f"remove it with the tool that installed it ({dist.installer or 'pip'} "
+                   f"uninstall {dist.name}) first")
         raise InstallError(
             f"can't uninstall {dist.name} {dist.version}: no readable RECORD in "
             f"{dist.dist_info} ({why})",

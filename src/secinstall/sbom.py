@@ -299,14 +299,14 @@ def environment_bom(target: Target) -> Bom:
     from cyclonedx.model import Property
     from cyclonedx.model.bom import Bom
 
-    from .install import find_installed
+    from .install import find_installed, metadata_path
 
     recorded, problems = _read_fragments(target.state_dir / SBOM_DIR)
     components: dict[NormalizedName, Component] = {}
     requires: dict[NormalizedName, Sequence[str]] = {}
     edges: dict[NormalizedName, set[NormalizedName]] = {}
     for name, have in sorted(find_installed(target).items()):
-        meta, unreadable = _read_metadata(have.dist_info)
+        meta, unreadable = _read_metadata(metadata_path(have))
         requires[name] = meta.get("requires_dist", ())
         rec = _current(recorded, have)
         if rec is not None:
@@ -414,13 +414,13 @@ def _read_fragments(folder: Path) -> tuple[dict[NormalizedName, _Recorded], list
     return found, problems
 
 
-def _read_metadata(dist_info: Path) -> tuple[dict[str, Any], str | None]:
+def _read_metadata(path: Path) -> tuple[dict[str, Any], str | None]:
     from .verify.wheel import metadata_json
 
     try:
-        return metadata_json((dist_info / "METADATA").read_text(encoding="utf-8")), None
+        return metadata_json(path.read_text(encoding="utf-8")), None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        return {}, f"unreadable METADATA: {exc}"
+        return {}, f"unreadable {path.name}: {exc}"
 
 
 # --- building blocks -------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 
 from secinstall.resolve import SDIST_HINT
 from tests.conftest import Venv, run_in
-from tests.support.cli import Secinstall, dist_infos, pin, sha256
+from tests.support.cli import Secinstall, dist_infos, pin, run_cli, sha256
 from tests.support.index import LocalIndex
 from tests.support.snapshot import snapshot
 from tests.support.wheels import WheelMaker, build_sdist
@@ -712,3 +712,37 @@ def test_scripts_by_the_environments_python_are_not_said(
     assert run.code == 0, run.err
     assert (venv.bin / "tool").is_file()
     assert "not on PATH" not in run.err
+
+
+@pytest.mark.parametrize("form", ["directory", "file"])
+def test_a_legacy_egg_info_counts_as_installed_and_is_never_overwritten(
+    secinstall: Secinstall, venv: Venv, lib_versions: dict[str, Path], form: str,
+) -> None:
+    # As setup.py install (a directory) or distutils (a file) left it: no RECORD, so its
+    # files aren't known. pip counts it as installed; replacing it would write over its
+    # files and leave two records of one project.
+    pkg_info = "Metadata-Version: 1.1\nName: lib\nVersion: 1.0\n"
+    legacy = venv.purelib / "lib-1.0-py3.11.egg-info"
+    if form == "directory":
+        legacy.mkdir()
+        (legacy / "PKG-INFO").write_text(pkg_info)
+    else:
+        legacy.write_text(pkg_info)
+    (venv.purelib / "lib").mkdir()
+    (venv.purelib / "lib" / "__init__.py").write_text("LEGACY = True\n")
+    before = snapshot(venv.path)
+
+    same = secinstall("--python", venv.path, *secinstall.pinned(lib_versions["1.0"]))
+    other = secinstall("--python", venv.path, *secinstall.pinned(lib_versions["2.0"]))
+    gone = run_cli(secinstall.index, secinstall.ca_file, secinstall.tmp, secinstall.capsys,
+                   ["uninstall", "--python", str(venv.path), "lib"], local=False)
+
+    assert same.code == 0, same.err
+    assert "Already installed: lib 1.0" in same.out
+    assert other.code == 1
+    assert "installed by setup.py or an old pip" in other.err
+    assert "every change was rolled back" in other.err
+    assert gone.code == 1 and "Nothing was uninstalled" in gone.err
+    # Not a file changed but secinstall's own lock, taken to try.
+    after = snapshot(venv.path)
+    assert {k: v for k, v in after.items() if not k.startswith(".secinstall")} == before
