@@ -45,6 +45,9 @@ from .target import Target
 
 #: pip from this version on verifies TLS with truststore (the OS trust store) by default.
 MIN_PIP = Version("24.2")
+#: ... but until this one it crashed on an HTTPS index at an IP address, saying this.
+FIXED_IP_HOSTS = Version("26.1")
+_IP_HOST_CRASH = "check_hostname requires server_hostname"
 
 SDIST_HINT = (
     "secinstall installs wheels only, because building a source distribution runs "
@@ -410,6 +413,12 @@ def resolve_with_pip(options: InstallOptions, target: Target,
         found = _NO_VERSION.search(proc.stderr)
         if found is not None:
             raise _no_version(found[1], found[2].split(", "), finder, target, details=lines)
+        if _IP_HOST_CRASH in proc.stderr:
+            raise ResolveError(
+                f"pip {version} can't reach an index on an IP address over HTTPS with the OS "
+                f"trust store (it fails with {_IP_HOST_CRASH!r}; pip {FIXED_IP_HOSTS} and "
+                "later don't): upgrade pip where secinstall runs (python -m pip install -U "
+                "pip), or give the index by its host name", details=lines)
         raise ResolveError(f"pip's resolver failed: {summary.removeprefix('ERROR: ')}",
                            details=lines)
     try:

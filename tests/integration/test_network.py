@@ -13,6 +13,8 @@ import pytest
 import secinstall
 from secinstall.cli import main
 from tests.conftest import Venv, make_venv, run_in
+from tests.support.index import LocalIndex
+from tests.support.wheels import WheelMaker
 
 pytestmark = pytest.mark.network
 
@@ -67,33 +69,61 @@ PIP_FLOOR = ("pip==24.2 "
              "--hash=sha256:2cd581cf58ab7fcfca4ce8efa6dcacd0de5bf8d0a3eb9ec927e07405f4d9e2a2")
 
 
-def test_resolving_with_the_oldest_pip_secinstall_takes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
-) -> None:
-    # pip 24.2, secinstall's floor, is the one Python 3.13.0 comes with. Given --log (as
-    # secinstall runs it), it draws its download bar on stdout, where the report is, even
-    # with --quiet: resolving anything with a file of over half a megabyte failed.
+@pytest.fixture
+def floor_runner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Venv:
+    """An environment that runs secinstall (and its dependencies, from here) with pip
+    24.2: secinstall's floor, and the pip Python 3.13.0's venvs come with."""
     runner = make_venv(tmp_path / "runner")
     pins = tmp_path / "pip.txt"
     pins.write_text(PIP_FLOOR + "\n")
     code = main(["install", "--python", str(runner.path), "--cache-dir", str(tmp_path / "c0"),
                  "-r", str(pins)])
     assert code == 0, capsys.readouterr().err
-    # secinstall and its dependencies from here, after the runner's own pip on its path.
+    # After the runner's own pip on its path.
     here = [str(Path(secinstall.__file__).parent.parent),
             *dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))]
     (runner.purelib / "zz_secinstall_under_test.pth").write_text("\n".join(here) + "\n")
-    target = make_venv(tmp_path / "target")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-
-    version = subprocess.run([str(runner.python), "-m", "pip", "--version"], env=env,
+    version = subprocess.run([str(runner.python), "-m", "pip", "--version"], env=_env(),
                              capture_output=True, text=True, check=True).stdout
-    # docutils' wheel: 0.6 MB, above pip's threshold for a bar.
-    run = subprocess.run(
-        [str(runner.python), "-m", "secinstall", "install", "--python", str(target.path),
-         "--cache-dir", str(tmp_path / "c"), "docutils==0.22.4"],
-        env={**env, "PIP_CONFIG_FILE": os.devnull}, capture_output=True, text=True)
-
     assert version.startswith("pip 24.2 ")
+    return runner
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
+def test_resolving_with_the_oldest_pip_secinstall_takes(
+    floor_runner: Venv, tmp_path: Path,
+) -> None:
+    # Given --log (as secinstall runs it), pip 24.2 draws its download bar on stdout,
+    # where the report is, even with --quiet: resolving anything with a file of over half
+    # a megabyte failed. docutils' wheel: 0.6 MB.
+    target = make_venv(tmp_path / "target")
+    run = subprocess.run(
+        [str(floor_runner.python), "-m", "secinstall", "install", "--python",
+         str(target.path), "--cache-dir", str(tmp_path / "c"), "docutils==0.22.4"],
+        env=_env(), capture_output=True, text=True)
+
     assert run.returncode == 0, run.stderr
     assert run_in(target, "import docutils").returncode == 0
+
+
+def test_an_old_pip_on_an_index_at_an_ip_address_says_what_to_do(
+    floor_runner: Venv, tmp_path: Path, index: LocalIndex, ca_file: Path,
+    make_wheel: WheelMaker,
+) -> None:
+    # pip before 26.1 crashes there ("check_hostname requires server_hostname"): said as
+    # what it is, and what to do, not as pip's traceback.
+    index.add(make_wheel("lib", "1.0"))
+    target = make_venv(tmp_path / "target")
+    run = subprocess.run(
+        [str(floor_runner.python), "-m", "secinstall", "install", "--python",
+         str(target.path), "--index-url", index.url, "--cert", str(ca_file),
+         "--cache-dir", str(tmp_path / "c"), "lib"],
+        env=_env(), capture_output=True, text=True)
+
+    assert run.returncode == 1
+    assert run.stderr.startswith("error: pip 24.2 can't reach an index on an IP address over "
+                                 "HTTPS"), run.stderr
+    assert "upgrade pip where secinstall runs" in run.stderr
