@@ -73,6 +73,13 @@ scheme_name = "nt" if os.name == "nt" else "posix_prefix"
 paths = (sysconfig.get_paths(scheme_name, vars={"base": prefix, "platbase": prefix,
          "installed_base": prefix, "installed_platbase": prefix})
          if prefix else sysconfig.get_paths())
+user = user_scheme()
+# A virtual environment that sees the system's site-packages (pyvenv.cfg's
+# include-system-site-packages): what is installed there satisfies a requirement, for pip.
+base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix,
+        "installed_base": sys.base_prefix, "installed_platbase": sys.base_exec_prefix}
+system_site = ([sysconfig.get_paths(vars=base)[k] for k in ("purelib", "platlib")]
+               if sys.prefix != sys.base_prefix and not user["no_global"] else [])
 print(json.dumps({
     "executable": sys.executable,
     "prefix": sys.prefix,
@@ -85,7 +92,8 @@ print(json.dumps({
     "paths": paths,
     "tags": [str(t) for t in tags.sys_tags()],
     "markers": markers.default_environment(),
-    "user": user_scheme(),
+    "user": user,
+    "system_site": system_site,
 }))
 """
 
@@ -116,8 +124,10 @@ class Target:
     #: `sys.base_prefix` (another one in a virtual environment).
     sys_prefix: Path | None = None
     base_prefix: Path | None = None
-    #: `--user`: the interpreter's own site-packages. What is installed there satisfies a
-    #: requirement, as pip counts it, but is never replaced (the user site shadows it).
+    #: `--user`: the interpreter's own site-packages; in a virtual environment that sees
+    #: the system's (include-system-site-packages), the base interpreter's. What is
+    #: installed there satisfies a requirement, as pip counts it, but is never replaced
+    #: (what is installed here shadows it).
     base_site_dirs: tuple[Path, ...] = ()
     #: pip's `--root DIR`: `scheme` and `root` are then the final paths re-rooted under DIR
     #: (where every file, and secinstall's own state, is written), as pip's get_scheme(root=)
@@ -384,8 +394,11 @@ def _target(interpreter: Path, info: dict[str, Any], target_dir: str | None,
         root = change_root(destdir, root)
         paths = {key: str(change_root(destdir, path)) for key, path in paths.items()}
     base = info["paths"]
-    base_site_dirs = (tuple(dict.fromkeys(Path(base[k]) for k in ("purelib", "platlib")))
-                      if kind == "user" else ())
+    base_site_dirs: tuple[Path, ...] = ()
+    if kind == "user":
+        base_site_dirs = tuple(dict.fromkeys(Path(base[k]) for k in ("purelib", "platlib")))
+    elif kind == "environment":
+        base_site_dirs = tuple(dict.fromkeys(Path(p) for p in info.get("system_site", ())))
     return Target(
         python=interpreter,
         kind=kind,

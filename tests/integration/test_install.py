@@ -746,3 +746,26 @@ def test_a_legacy_egg_info_counts_as_installed_and_is_never_overwritten(
     # Not a file changed but secinstall's own lock, taken to try.
     after = snapshot(venv.path)
     assert {k: v for k, v in after.items() if not k.startswith(".secinstall")} == before
+
+
+def test_a_venv_seeing_the_systems_site_packages_counts_what_they_hold(
+    secinstall: Secinstall, make_wheel: WheelMaker, tmp_path: Path,
+) -> None:
+    # pyvenv.cfg's include-system-site-packages: pip counts the base interpreter's
+    # distributions as installed (the venv's own would shadow them). pip is one every
+    # base here has; a wheel of its version stands for it on the index.
+    base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    version = subprocess.run([str(base), "-c", "import importlib.metadata as m; "
+                              "print(m.version('pip'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    wheel = make_wheel("pip", version)
+    secinstall.index.add(wheel)
+    venv = tmp_path / "venv"
+    subprocess.run([str(base), "-m", "venv", "--without-pip", "--system-site-packages",
+                    str(venv)], check=True)
+
+    run = secinstall("--python", venv, *secinstall.pinned(wheel))
+
+    assert run.code == 0, run.err
+    assert f"Already installed: pip {version}" in run.out
+    assert not list(venv.glob("lib/python*/site-packages/pip-*.dist-info"))
