@@ -18,6 +18,7 @@ from packaging.version import InvalidVersion
 
 from .install import installed_requires
 from .models import InstalledDist
+from .target import applies
 
 #: pip's own words before the list (it runs no resolver over what is already installed).
 HEADLINE = ("this install leaves dependency conflicts in the environment (pip's resolver "
@@ -42,12 +43,11 @@ def find_conflicts(installed: Mapping[NormalizedName, InstalledDist],
             if any(canonicalize_name(r.name) in changed for r in _parsed(requires[name])):
                 affected.add(name)
     lines = []
-    env = {**markers, "extra": ""}
     for name in sorted(affected):
         if (dist := installed.get(name)) is None:  # not there after all: nothing to judge
             continue
         for req in _parsed(requires[name]):
-            if req.marker is not None and not req.marker.evaluate(env):
+            if not applies(req, markers):
                 continue
             have = installed.get(canonicalize_name(req.name))
             if have is None:

@@ -41,7 +41,7 @@ from .client import (
 from .errors import FetchError, HashesRequiredError, ResolveError, SdistRefusedError, TLSError
 from .index import Finder
 from .models import IndexFile, InstallOptions, Plan, PlannedDist, UserRequirement
-from .target import Target
+from .target import Target, applies
 
 #: pip from this version on verifies TLS with truststore (the OS trust store) by default.
 MIN_PIP = Version("24.2")
@@ -66,13 +66,6 @@ def merged_pins(reqs: Iterable[UserRequirement]) -> dict[str, dict[str, frozense
         for algo, values in ur.hashes.items():
             slot[algo] = slot.get(algo, frozenset()) | values
     return pins
-
-
-def applies(req: Requirement, target: Target, extras: Iterable[str] = ("",)) -> bool:
-    if req.marker is None:
-        return True
-    env = dict(target.markers)
-    return any(req.marker.evaluate({**env, "extra": e}) for e in extras)
 
 
 def is_fully_pinned(options: InstallOptions) -> bool:
@@ -207,7 +200,7 @@ def resolve_pinned(options: InstallOptions, target: Target, finder: Finder,
     """Look each pinned file up in the cache (files verified before, with the index's
     listing of them) or else in the indexes; no resolver runs."""
     pins = merged_pins([*options.requirements, *options.constraints])
-    wanted = [ur for ur in options.requirements if applies(ur.req, target)]
+    wanted = [ur for ur in options.requirements if applies(ur.req, target.markers)]
     _check_constraints(wanted, options.constraints, target)
     cached = {ur.req.name: f for ur in wanted if not ur.req.url and (
         f := _cached_choice(ur, pins.get(canonicalize_name(ur.req.name), {}), target, cache))}
@@ -239,7 +232,7 @@ def resolve_pinned(options: InstallOptions, target: Target, finder: Finder,
 def _check_constraints(reqs: Sequence[UserRequirement], constraints: Sequence[UserRequirement],
                        target: Target) -> None:
     for c in constraints:
-        if not applies(c.req, target):
+        if not applies(c.req, target.markers):
             continue
         for ur in reqs:
             if canonicalize_name(ur.req.name) != canonicalize_name(c.req.name) or ur.req.url:
@@ -525,7 +518,7 @@ def _via(items: Sequence[Mapping[str, Any]], target: Target) -> dict[str, list[s
                 req = Requirement(text)
             except ValueError:
                 continue
-            if applies(req, target, extras):
+            if applies(req, target.markers, extras):
                 parents.setdefault(canonicalize_name(req.name), []).append(
                     f"{meta.get('name')}=={meta.get('version')}")
     return parents
@@ -606,7 +599,7 @@ def missing_dependencies(plan: Plan, requires: Mapping[NormalizedName, Sequence[
                     f"{dist.name}=={dist.version} has an invalid requirement {text!r} in "
                     f"its metadata: {exc}",
                 ) from exc
-            if not applies(req, target, extras):
+            if not applies(req, target.markers, extras):
                 continue
             have = versions.get(canonicalize_name(req.name))
             if have is None or not req.specifier.contains(have, prereleases=True):

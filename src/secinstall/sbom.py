@@ -23,7 +23,7 @@ from .client import redact_url
 from .component import Bundled, add_bundled, add_props, add_refs, bundled, component
 from .errors import ConfigError, InstallError
 from .models import IndexFile, InstalledDist, VerifiedDist
-from .target import Target
+from .target import Target, applies
 from .transaction import Transaction
 
 if TYPE_CHECKING:
@@ -449,7 +449,7 @@ def dependency_edges(requires: Mapping[NormalizedName, Sequence[str]],
         changed = False
         for name, reqs in parsed.items():
             for dep, req in reqs:
-                if not _applies(req, active[name], markers):
+                if not applies(req, markers, ("", *sorted(active[name]))):
                     continue
                 edges[name].add(dep)
                 new = {canonicalize_name(e) for e in req.extras} - active[dep]
@@ -457,18 +457,6 @@ def dependency_edges(requires: Mapping[NormalizedName, Sequence[str]],
                     active[dep] |= new
                     changed = True
     return edges
-
-
-def _applies(req: Requirement, extras: Iterable[str], markers: Mapping[str, str]) -> bool:
-    if req.marker is None:
-        return True
-    for extra in ("", *sorted(extras)):
-        try:
-            if req.marker.evaluate({**markers, "extra": extra}):
-                return True
-        except (ValueError, KeyError):
-            return False  # a marker the target can't evaluate doesn't apply to it
-    return False
 
 
 def _register(bom: Bom, components: Mapping[NormalizedName, Component],

@@ -12,7 +12,7 @@ import json
 import os
 import subprocess  # nosec B404 - runs the user's chosen interpreter, no shell
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,6 +22,8 @@ import packaging
 from .errors import TargetError
 
 if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
     from .platforms import CrossPlatform
 
 SCHEME_KEYS = ("purelib", "platlib", "headers", "scripts", "data")
@@ -361,6 +363,22 @@ def _headers(info: dict[str, Any], root: Path, include: str) -> str:
     if info["prefix"] != info["base_prefix"]:
         return str(root / "include" / "site" / f"python{info['version'][0]}.{info['version'][1]}")
     return include
+
+
+def applies(req: Requirement, markers: Mapping[str, str],
+            extras: Iterable[str] = ("",)) -> bool:
+    """Whether `req` applies where `markers` (a target's) hold, for one of `extras` (""
+    for none). A marker that can't be evaluated there (a comparison that isn't defined,
+    an unknown variable) doesn't apply: it is another tool's metadata, not an error."""
+    if req.marker is None:
+        return True
+    for extra in extras:
+        try:
+            if req.marker.evaluate({**markers, "extra": extra}):
+                return True
+        except (ValueError, KeyError):
+            return False
+    return False
 
 
 def change_root(destdir: Path, path: str | Path) -> Path:

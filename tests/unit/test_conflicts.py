@@ -63,3 +63,10 @@ def test_unreadable_metadata_and_invalid_requirements_are_passed_over(tmp_path: 
     lines = find_conflicts(installed, {NormalizedName("lib"): []}, MARKERS)
 
     assert lines == ["odd 1.0 requires lib>=3, but you have lib 1.0 which is incompatible."]
+
+
+def test_a_marker_the_target_cant_evaluate_is_passed_over(tmp_path: Path) -> None:
+    # After the install is committed: another tool's odd metadata must not fail it.
+    installed = environment(tmp_path, ("app", "1.0", ['lib>=2; python_version ~= "abc"']),
+                            ("lib", "1.0", []))
+    assert find_conflicts(installed, {NormalizedName("lib"): []}, MARKERS) == []
