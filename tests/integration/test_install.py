@@ -769,3 +769,19 @@ def test_a_venv_seeing_the_systems_site_packages_counts_what_they_hold(
     assert run.code == 0, run.err
     assert f"Already installed: pip {version}" in run.out
     assert not list(venv.glob("lib/python*/site-packages/pip-*.dist-info"))
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "resolved"])
+def test_a_requirement_whose_markers_dont_hold_is_said_to_be_ignored(
+    secinstall: Secinstall, venv: Venv, lib_versions: dict[str, Path], pinned: bool,
+) -> None:
+    # As pip says it (otherwise "Nothing to install" leaves the user guessing why).
+    line = pin(lib_versions["1.0"]) if pinned else "lib==1.0"
+    name_version, _, hashes = line.partition(" ")
+    reqs = secinstall.requirements(f'{name_version} ; python_version < "3" {hashes}'.strip())
+
+    run = secinstall("--python", venv.path, "-r", reqs)
+
+    assert run.code == 0, run.err
+    assert "Ignoring lib: markers 'python_version < \"3\"' don't match your environment" in run.out
+    assert dist_infos(venv.purelib, "lib") == []

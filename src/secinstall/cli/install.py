@@ -126,6 +126,12 @@ def _cmd_install(args: argparse.Namespace, out: Output) -> int:
         out.warn(f"verification weakened: {w}")
     out.debug(f"target: {target.python} ({target.kind}, Python {target.python_version}) "
               f"at {target.root}")
+    from ..target import applies
+
+    for ur in options.requirements:  # left out of the plan: said, as pip says it
+        if not ur.is_constraint and not applies(ur.req, target.markers):
+            out.info(f"Ignoring {ur.req.name}: markers '{ur.req.marker}' don't match your "
+                     "environment")
     if target.destdir is not None:
         out.debug(f"--root {target.destdir}: the files, and secinstall's records, go under it")
     if target.cross is not None:
