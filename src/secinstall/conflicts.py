@@ -10,7 +10,7 @@ target without extras. A warning, as in pip: the install stands."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
@@ -27,26 +27,22 @@ HEADLINE = ("this install leaves dependency conflicts in the environment (pip's 
 
 def find_conflicts(installed: Mapping[NormalizedName, InstalledDist],
                    changed: Mapping[NormalizedName, Sequence[str]],
-                   markers: Mapping[str, str],
-                   read_requires: Callable[[InstalledDist], Sequence[str]] | None = None,
-                   ) -> list[str]:
+                   markers: Mapping[str, str]) -> list[str]:
     """pip's lines for what is wrong, after an install, among `changed` (the
     distributions it installed, with their Requires-Dist) and the distributions of
-    `installed` (the environment now) that require one of them. `read_requires` reads an
-    installed distribution's Requires-Dist (its METADATA by default)."""
-    read = read_requires or installed_requires
-    requires: dict[NormalizedName, Sequence[str]] = dict(changed)
+    `installed` (the environment now) that require one of them (their METADATA read)."""
+    requires = {name: _parsed(texts) for name, texts in changed.items()}
     affected = set(changed)
     for name, other in installed.items():
         if name not in affected:
-            requires[name] = read(other)
-            if any(canonicalize_name(r.name) in changed for r in _parsed(requires[name])):
+            requires[name] = _parsed(installed_requires(other))
+            if any(canonicalize_name(r.name) in changed for r in requires[name]):
                 affected.add(name)
     lines = []
     for name in sorted(affected):
         if (dist := installed.get(name)) is None:  # not there after all: nothing to judge
             continue
-        for req in _parsed(requires[name]):
+        for req in requires[name]:
             if not applies(req, markers):
                 continue
             have = installed.get(canonicalize_name(req.name))
