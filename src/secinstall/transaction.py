@@ -188,6 +188,11 @@ class Transaction:
         self._journal = None
         (self.dir / COMMITTED).touch()
         _fsync_dir(self.dir)
+        # The journal goes first: from then on there is nothing to undo, whatever order the
+        # filesystem lists the rest in. Left to rmtree, the marker could go before the
+        # journal and the backups, and a kill in between would "undo" a committed change
+        # with half its backups gone.
+        (self.dir / JOURNAL).unlink()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def rollback(self) -> None:
@@ -228,11 +233,25 @@ def _drop_bytecode_temps(pyc: Path) -> None:
 
 
 def undo(txn_dir: Path) -> None:
-    """Replay a journal backwards, then delete it."""
-    for entry in reversed(_entries(txn_dir)):
+    """Replay a journal backwards, then delete it. Safe to run again after a kill part way
+    through: a created file whose path held a file moved aside is removed only while that
+    backup is still there to restore (once restored, the file at the path is the user's)."""
+    entries = _entries(txn_dir)
+    replaced: dict[int, Path] = {}  # index of a create -> backup of the file it replaced
+    last_backup: dict[str, Path] = {}
+    for index, entry in enumerate(entries):
+        if entry["op"] == "move":
+            last_backup[entry["path"]] = Path(entry["backup"])
+        elif entry["op"] == "create" and entry["path"] in last_backup:
+            replaced[index] = last_backup[entry["path"]]
+    for index in reversed(range(len(entries))):
+        entry = entries[index]
         path = Path(entry["path"])
         op = entry["op"]
         if op == "create":
+            backup = replaced.get(index)
+            if backup is not None and not (backup.exists() or backup.is_symlink()):
+                continue  # restored by an earlier, interrupted undo: the original
             if path.is_symlink() or path.is_file():
                 path.unlink()
             if path.suffix == ".pyc":
@@ -253,6 +272,9 @@ def undo(txn_dir: Path) -> None:
             path.mkdir(parents=True, exist_ok=True)
             if "mode" in entry:
                 path.chmod(entry["mode"])
+    # The journal first, as in commit(): once it is gone there is nothing left to replay.
+    with contextlib.suppress(FileNotFoundError):
+        (txn_dir / JOURNAL).unlink()
     shutil.rmtree(txn_dir, ignore_errors=True)
 
 
@@ -265,6 +287,9 @@ def recover(state_dir: Path) -> list[str]:
         if (txn_dir / COMMITTED).exists():
             shutil.rmtree(txn_dir, ignore_errors=True)
             done.append(f"finished an interrupted transaction ({txn_dir.name})")
+        elif not (txn_dir / JOURNAL).exists():
+            # Killed before its first change, or while a commit cleaned up: nothing to undo
+            shutil.rmtree(txn_dir, ignore_errors=True)
         else:
             undo(txn_dir)
             done.append(f"rolled back an interrupted transaction ({txn_dir.name})")

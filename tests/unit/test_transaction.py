@@ -4,6 +4,7 @@ and the environment lock between processes."""
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.support.crash import KILL_BEFORE_CHANGE
 from tests.support.snapshot import snapshot
 
 import secinstall
@@ -26,10 +28,8 @@ def _outside_state(rel: str) -> bool:
     return rel == STATE
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> Path:
+def _make_env(root: Path) -> Path:
     """An environment with files to replace and remove, an empty directory and a symlink."""
-    root = tmp_path / "env"
     (root / "lib" / "empty").mkdir(parents=True)
     (root / "lib" / "empty").chmod(0o700)
     (root / "lib" / "old.py").write_text("old\n")
@@ -39,6 +39,11 @@ def env(tmp_path: Path) -> Path:
     (root / "bin" / "tool").chmod(0o755)
     (root / "bin" / "link").symlink_to("tool")
     return root
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Path:
+    return _make_env(tmp_path / "env")
 
 
 def make_changes(txn: Transaction, env: Path) -> None:
@@ -181,6 +186,104 @@ def test_recover_with_nothing_to_do(tmp_path: Path) -> None:
     assert recover(tmp_path / "missing") == []
     (tmp_path / STATE).mkdir()
     assert recover(tmp_path / STATE) == []
+
+
+# -- killed while ending a transaction, or while recovering ------------------------------------
+
+
+KILLED_WHILE = """
+from __future__ import annotations
+import os, sys
+from pathlib import Path
+from secinstall.transaction import Transaction, recover
+
+{make_changes}
+
+# The order the filesystem lists a directory in (ext4's depends on a per-filesystem seed):
+# the names in LISTING_ORDER come first, in that order.
+ORDER = os.environ.get("LISTING_ORDER", "").split(",")
+real_scandir = os.scandir
+
+
+class Listing(list):
+    def __enter__(self): return self
+    def __exit__(self, *exc): return None
+
+
+def scandir(path="."):
+    with real_scandir(path) as entries:
+        return Listing(sorted(entries, key=lambda e: ORDER.index(e.name)
+                              if e.name in ORDER else len(ORDER)))
+
+
+os.scandir = scandir
+env = Path(sys.argv[1])
+ending = sys.argv[2]
+if ending != "recover":
+    txn = Transaction(env / ".secinstall")
+    make_changes(txn, env)
+""" + KILL_BEFORE_CHANGE + """
+if ending == "commit":
+    txn.commit()
+elif ending == "rollback":
+    txn.rollback()
+else:
+    recover(env / ".secinstall")
+"""
+
+
+def _end_killed(env: Path, ending: str, crash_at: int, order: str = "") -> bool:
+    """Run `ending` (commit, rollback or recover) in a process killed before its
+    `crash_at`-th change to `env`; whether it was killed (False: it finished first)."""
+    code = KILLED_WHILE.replace("{make_changes}",
+                                textwrap.dedent(inspect.getsource(make_changes)))
+    proc = subprocess.run([sys.executable, "-c", code, str(env), ending],
+                          env={**os.environ, "PYTHONPATH": SRC, "CRASH_ROOT": str(env),
+                               "CRASH_AT": str(crash_at), "LISTING_ORDER": order},
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode in (0, -9), proc.stderr
+    return proc.returncode == -9
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses /proc and SIGKILL")
+@pytest.mark.parametrize("order", [",".join(names) for names in itertools.permutations(
+    ("backup", "committed", "journal.jsonl"))])
+def test_killed_while_committing_then_recover_is_before_or_after(tmp_path: Path,
+                                                                  order: str) -> None:
+    """A kill at any step of commit(), whatever order the filesystem lists the
+    transaction's directory in. The committed marker going before the journal and the
+    backups used to turn a committed change into a roll-back with backups missing."""
+    before = snapshot(_make_env(tmp_path / "reference"))
+    assert not _end_killed(tmp_path / "reference", "commit", 0, order)
+    after = snapshot(tmp_path / "reference", _outside_state)
+    for point in itertools.count(1):
+        env = _make_env(tmp_path / f"env{point}")
+        if not _end_killed(env, "commit", point, order):
+            break
+        said = recover(env / STATE)
+        state = snapshot(env, _outside_state)
+        assert state in (before, after), f"killed before change {point}: {said}"
+        assert (state == before) == any(s.startswith("rolled back") for s in said), point
+        assert _txn_dirs(env) == []
+    assert point > 3  # the marker, the journal, the backups: all were kill points
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses /proc and SIGKILL")
+@pytest.mark.parametrize("ending", ["rollback", "recover"])
+def test_killed_while_undoing_then_recover_is_before(tmp_path: Path, ending: str) -> None:
+    """Undo killed part way through, then run again: a file it had already restored used to
+    be deleted as one the transaction created."""
+    before = snapshot(_make_env(tmp_path / "reference"))
+    for point in itertools.count(1):
+        env = _make_env(tmp_path / f"env{point}")
+        if ending == "recover":
+            _run_killed(env, "kill")  # leaves an uncommitted transaction to recover
+        if not _end_killed(env, ending, point):
+            break
+        said = recover(env / STATE)
+        assert snapshot(env, _outside_state) == before, f"killed before change {point}: {said}"
+        assert _txn_dirs(env) == []
+    assert point > 5
 
 
 # -- the environment lock -----------------------------------------------------------------------
