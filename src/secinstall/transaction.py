@@ -209,17 +209,16 @@ class Transaction:
             self.rollback()
 
 
-def _entries(txn_dir: Path) -> list[dict[str, Any]]:
-    try:
-        lines = (txn_dir / JOURNAL).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return []
+def _entries(journal: IO[bytes]) -> list[tuple[int, dict[str, Any]]]:
+    """The journal's entries, each with the offset its line starts at."""
     entries = []
-    for line in lines:
+    offset = 0
+    for line in journal:
         try:
-            entries.append(json.loads(line))
+            entries.append((offset, json.loads(line)))
         except ValueError:
             break  # a torn last line: the change it announced was never started
+        offset += len(line)
     return entries
 
 
@@ -233,49 +232,48 @@ def _drop_bytecode_temps(pyc: Path) -> None:
 
 
 def undo(txn_dir: Path) -> None:
-    """Replay a journal backwards, then delete it. Safe to run again after a kill part way
-    through: a created file whose path held a file moved aside is removed only while that
-    backup is still there to restore (once restored, the file at the path is the user's)."""
-    entries = _entries(txn_dir)
-    replaced: dict[int, Path] = {}  # index of a create -> backup of the file it replaced
-    last_backup: dict[str, Path] = {}
-    for index, entry in enumerate(entries):
-        if entry["op"] == "move":
-            last_backup[entry["path"]] = Path(entry["backup"])
-        elif entry["op"] == "create" and entry["path"] in last_backup:
-            replaced[index] = last_backup[entry["path"]]
-    for index in reversed(range(len(entries))):
-        entry = entries[index]
-        path = Path(entry["path"])
-        op = entry["op"]
-        if op == "create":
-            backup = replaced.get(index)
-            if backup is not None and not (backup.exists() or backup.is_symlink()):
-                continue  # restored by an earlier, interrupted undo: the original
-            if path.is_symlink() or path.is_file():
-                path.unlink()
-            if path.suffix == ".pyc":
-                _drop_bytecode_temps(path)
-        elif op == "mkdir":
-            with contextlib.suppress(OSError):
-                # __pycache__ left by imports during the transaction is ours to drop
-                shutil.rmtree(path / "__pycache__", ignore_errors=True)
-                path.rmdir()
-        elif op == "move":
-            backup = Path(entry["backup"])
-            if backup.exists() or backup.is_symlink():
-                if path.is_file() or path.is_symlink():
-                    path.unlink()
-                path.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(backup, path)
-        elif op == "rmdir":
-            path.mkdir(parents=True, exist_ok=True)
-            if "mode" in entry:
-                path.chmod(entry["mode"])
-    # The journal first, as in commit(): once it is gone there is nothing left to replay.
-    with contextlib.suppress(FileNotFoundError):
+    """Replay a journal backwards, then delete it. The journal is cut short behind each
+    entry undone, so an undo killed part way through is resumed where it stopped: replayed
+    whole, it would delete files it had already restored, as ones the transaction made."""
+    try:
+        journal = (txn_dir / JOURNAL).open("r+b")
+    except FileNotFoundError:
+        journal = None
+    if journal is not None:
+        with journal:
+            for offset, entry in reversed(_entries(journal)):
+                _undo_one(entry)
+                journal.truncate(offset)
+        # The journal first, as in commit(): once it is gone there is nothing to replay.
         (txn_dir / JOURNAL).unlink()
     shutil.rmtree(txn_dir, ignore_errors=True)
+
+
+def _undo_one(entry: dict[str, Any]) -> None:
+    """Undo one change; running it again changes nothing more."""
+    path = Path(entry["path"])
+    op = entry["op"]
+    if op == "create":
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        if path.suffix == ".pyc":
+            _drop_bytecode_temps(path)
+    elif op == "mkdir":
+        with contextlib.suppress(OSError):
+            # __pycache__ left by imports during the transaction is ours to drop
+            shutil.rmtree(path / "__pycache__", ignore_errors=True)
+            path.rmdir()
+    elif op == "move":
+        backup = Path(entry["backup"])
+        if backup.exists() or backup.is_symlink():
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(backup, path)
+    elif op == "rmdir":
+        path.mkdir(parents=True, exist_ok=True)
+        if "mode" in entry:
+            path.chmod(entry["mode"])
 
 
 def recover(state_dir: Path) -> list[str]:

@@ -34,6 +34,9 @@ def _make_env(root: Path) -> Path:
     (root / "lib" / "empty").chmod(0o700)
     (root / "lib" / "old.py").write_text("old\n")
     (root / "lib" / "keep.py").write_text("keep\n")
+    (root / "lib" / "pkg" / "__pycache__").mkdir(parents=True)
+    (root / "lib" / "pkg" / "mod.py").write_text("old\n")
+    (root / "lib" / "pkg" / "__pycache__" / "mod.pyc").write_bytes(b"old")
     (root / "bin").mkdir()
     (root / "bin" / "tool").write_text("#!/bin/sh\n")
     (root / "bin" / "tool").chmod(0o755)
@@ -47,7 +50,17 @@ def env(tmp_path: Path) -> Path:
 
 
 def make_changes(txn: Transaction, env: Path) -> None:
-    """What an upgrade does: replace a file, add a package, drop a directory and files."""
+    """What an upgrade does: replace a file, add a package, drop a directory and files,
+    replace a package's directory (uninstalled, then installed again)."""
+    pkg = env / "lib" / "pkg"
+    for name in ("mod.py", "__pycache__/mod.pyc"):
+        txn.move_aside(pkg / name)
+    txn.remove_dir(pkg / "__pycache__")
+    txn.remove_dir(pkg)
+    txn.make_dirs(pkg / "__pycache__")
+    for name in ("mod.py", "__pycache__/mod.pyc"):
+        txn.will_create(pkg / name)
+        (pkg / name).write_text("new\n")
     old = env / "lib" / "old.py"
     txn.move_aside(old)
     txn.will_create(old)
@@ -66,6 +79,7 @@ def make_changes(txn: Transaction, env: Path) -> None:
 
 def _changed(env: Path) -> None:
     assert (env / "lib" / "old.py").read_text() == "new\n"
+    assert (env / "lib" / "pkg" / "__pycache__" / "mod.pyc").read_text() == "new\n"
     assert (env / "lib" / "new" / "sub" / "mod.py").read_text() == "created\n"
     assert not (env / "lib" / "empty").exists()
     assert not (env / "bin" / "tool").exists()
@@ -101,7 +115,7 @@ def test_exception_in_context_rolls_back(env: Path) -> None:
 def test_commit_keeps_changes_and_drops_backups(env: Path) -> None:
     with Transaction(env / STATE) as txn:
         make_changes(txn, env)
-        assert len(list(txn.backup.iterdir())) == 3
+        assert len(list(txn.backup.iterdir())) == 5
         txn.commit()
     _changed(env)
     assert _txn_dirs(env) == []
@@ -271,8 +285,9 @@ def test_killed_while_committing_then_recover_is_before_or_after(tmp_path: Path,
 @pytest.mark.skipif(sys.platform != "linux", reason="uses /proc and SIGKILL")
 @pytest.mark.parametrize("ending", ["rollback", "recover"])
 def test_killed_while_undoing_then_recover_is_before(tmp_path: Path, ending: str) -> None:
-    """Undo killed part way through, then run again: a file it had already restored used to
-    be deleted as one the transaction created."""
+    """Undo killed part way through, then run again: files it had already restored used to
+    be deleted as ones the transaction created (a replaced file, and the bytecode in a
+    package directory that was removed and made again)."""
     before = snapshot(_make_env(tmp_path / "reference"))
     for point in itertools.count(1):
         env = _make_env(tmp_path / f"env{point}")
