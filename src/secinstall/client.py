@@ -95,12 +95,11 @@ def proxy_for(url: str, configured: str | None) -> str | None:
     for the hosts NO_PROXY names: as requests (so pip's resolver) does."""
     if configured:
         return configured
-    from urllib.request import getproxies, proxy_bypass
+    from urllib.request import getproxies
 
     proxies = getproxies()
     proxy = proxies.get(urllib.parse.urlsplit(url).scheme) or proxies.get("all")
-    if proxy and (proxy_bypass(_host_port(url))
-                  or _in_no_proxy_network(urllib.parse.urlsplit(url).hostname or "")):
+    if proxy and _bypasses_proxy(url):
         return None
     return proxy or None
 
@@ -110,23 +109,63 @@ def _host_port(url: str) -> str:
     return urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
 
 
-def _in_no_proxy_network(host: str) -> bool:
-    """Whether the IP address `host` is in a network NO_PROXY names in CIDR notation
-    (`10.0.0.0/8`, common in companies' settings), which requests (so pip's resolver)
-    understands and urllib's `proxy_bypass` doesn't."""
-    import ipaddress
+def _bypasses_proxy(url: str) -> bool:
+    """Whether NO_PROXY exempts `url` from the environment's proxy, decided as
+    `requests.utils.should_bypass_proxies` decides it, so as pip's resolver does: one
+    that downloads through the proxy what pip reached directly (or the other way round)
+    fails behind a firewall that allows only one of them. An IPv4 address matches itself
+    or a network in CIDR notation; a name matches itself or a dot-suffix of its own, with
+    or without the port; then urllib's reading (which also takes `*`)."""
     import os
+    import socket
+    from urllib.request import proxy_bypass
 
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
+    if host is None:
+        return True
+    entries = [e for e in (os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or "")
+               .replace(" ", "").split(",") if e]
+    address = _ipv4(host)
+    if address is not None:
+        if any(host == entry or _in_network(address, entry) for entry in entries):
+            return True
+    else:
+        with_port = f"{host}:{parts.port}" if parts.port else host
+        for entry in (e.lstrip(".") for e in entries):
+            if entry in (host, with_port) or host.endswith("." + entry) \
+                    or with_port.endswith("." + entry):
+                return True
     try:
-        address = ipaddress.ip_address(host)
+        return bool(proxy_bypass(host))
+    except (TypeError, socket.gaierror):
+        return False
+
+
+def _in_network(address: int, entry: str) -> bool:
+    """Whether the IPv4 `address` is in `entry`, if that is a network in CIDR notation."""
+    if entry.count("/") != 1:
+        return False
+    network, bits_text = entry.split("/")
+    try:
+        bits = int(bits_text)
     except ValueError:
         return False
-    entries = (os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or "").split(",")
-    for entry in (e.strip() for e in entries if "/" in e):
-        with contextlib.suppress(ValueError):
-            if address in ipaddress.ip_network(entry, strict=False):
-                return True
-    return False
+    start = _ipv4(network)
+    if start is None or not 1 <= bits <= 32:
+        return False
+    mask = (0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF
+    return address & mask == start & mask
+
+
+def _ipv4(text: str) -> int | None:
+    """`text` as an IPv4 address (in any form inet_aton takes, as requests reads it)."""
+    import socket
+
+    try:
+        return int.from_bytes(socket.inet_aton(text), "big")
+    except (OSError, ValueError):
+        return None
 
 
 #: A proxy's refusal to open a tunnel (407: not without the right credentials; 403: its

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -262,20 +261,21 @@ def test_command_reaches_the_verifying_index_past_a_proxy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A proxy can't reach the verifying index on loopback: the command goes there directly,
-    # whatever NO_PROXY says (here it names only the upstream index, which secinstall reaches
-    # directly itself).
+    # whatever NO_PROXY says (here it names another host), while secinstall reaches the
+    # upstream index through the environment's proxy. This proxy only tunnels (CONNECT):
+    # the command's plain http:// request for the verifying index would fail there.
     index.add(make_wheel("lib", "1.0"))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nowhere = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.setenv(var, nowhere)
-    monkeypatch.setenv("NO_PROXY", index.base_url.removeprefix("https://"))
+    with ConnectProxy(("ci", "t0ken")) as proxy:
+        for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            monkeypatch.setenv(var, proxy.url)
+        monkeypatch.setenv("NO_PROXY", "internal.example")
 
-    code, report = run(index, ca_file, venv, tmp_path, *pip(venv, "--retries", "0", "lib"))
+        code, report = run(index, ca_file, venv, tmp_path, *pip(venv, "--retries", "0", "lib"))
 
     assert code == 0
     assert report is not None and [i["name"] for i in report["installed"]] == ["lib"]
+    upstream = index.base_url.removeprefix("https://")
+    assert proxy.tunnels and set(proxy.tunnels) == {upstream}
 
 
 @pytest.mark.parametrize(("command", "expected"), [

@@ -481,20 +481,47 @@ def test_no_proxy_skips_the_environments_proxy_not_a_given_one(
     for url, proxy in [("https://pypi.org/simple/", "http://u:t@env.example:3128"),
                        ("https://internal.example/simple/", None),
                        ("https://index.corp.example/simple/", None),
-                       ("https://u:t@10.1.2.3:8443/simple/", None),
+                       # requests matches an IP address without its port
+                       ("https://u:t@10.1.2.3:8443/simple/", "http://u:t@env.example:3128"),
                        ("https://10.1.2.3/simple/", "http://u:t@env.example:3128")]:
         assert proxy_for(url, None) == proxy, url
         assert proxy_for(url, given) == given
-    # Networks in CIDR notation, as requests reads them (urllib doesn't).
+    # IPv4 networks in CIDR notation, as requests reads them (urllib doesn't); not IPv6.
     monkeypatch.setenv("NO_PROXY", "pypi.org, 10.0.0.0/8, fd00::/8, not-a-network/99")
     for url, proxy in [("https://10.20.30.40:8443/simple/", None),
-                       ("https://[fd12::1]/simple/", None),
+                       ("https://[fd12::1]/simple/", "http://u:t@env.example:3128"),
                        ("https://pypi.org/simple/", None),
                        ("https://192.168.1.1/simple/", "http://u:t@env.example:3128"),
                        ("https://index.example/simple/", "http://u:t@env.example:3128")]:
         assert proxy_for(url, None) == proxy, url
     monkeypatch.delenv("HTTPS_PROXY")
     assert proxy_for("https://pypi.org/simple/", None) is None
+
+
+NO_PROXY_VALUES = ["", "*", "localhost", "127.0.0.1", "127.1", "::1", "[::1]", "[::1]:8443",
+                   "10.0.0.0/8", "10.0.0.0/33", "10.0.0.0/8/8", "fd00::/8", "10.1.2.3:8443",
+                   "example.com", ".example.com", "ample.com", "example.com:8443",
+                   "EXAMPLE.com", " example.com , other.org", "pypi.org,,", "*.example.com"]
+NO_PROXY_URLS = ["https://localhost:8443/simple/", "https://127.0.0.1/simple/",
+                 "https://[::1]:8443/simple/", "https://[fd12::1]/simple/",
+                 "https://10.1.2.3:8443/simple/", "https://10.200.0.1/simple/",
+                 "https://example.com/simple/", "https://www.example.com:8443/simple/",
+                 "https://notexample.com/simple/", "https://EXAMPLE.COM/simple/",
+                 "https://u:t@other.org/simple/", "https://pypi.org/simple/"]
+
+
+@pytest.mark.parametrize("no_proxy", NO_PROXY_VALUES)
+def test_no_proxy_is_read_as_pips_resolver_reads_it(monkeypatch: pytest.MonkeyPatch,
+                                                     no_proxy: str) -> None:
+    """The oracle is the requests that pip vendors: a host secinstall downloads from
+    through the proxy while pip's resolver reached it directly (or the other way round)
+    fails behind a firewall that allows one of them. urllib's reading differed on IPv6
+    addresses, IP addresses with ports and CIDR networks."""
+    utils = pytest.importorskip("pip._vendor.requests.utils")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    for url in NO_PROXY_URLS:
+        assert (proxy_for(url, None) is None) == utils.should_bypass_proxies(url, None), url
 
 
 def test_the_environments_proxy_is_the_schemes_else_all_proxy(
