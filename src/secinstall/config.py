@@ -161,6 +161,13 @@ def _text(value: str) -> str:
     return value
 
 
+def _progress_bar(value: str) -> str:
+    """pip's --progress-bar choices."""
+    if value not in ("on", "off", "raw"):
+        raise ValueError("not one of on, off, raw")
+    return value
+
+
 # pip's long option names (as used in files and PIP_* variables) -> (secinstall key, converter).
 _OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "index-url": ("index-url", _text),
@@ -194,6 +201,11 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "report": ("report", _text),
     "quiet": ("quiet", _count),
     "verbose": ("verbose", _count),
+    "log": ("log", _text),
+    "log-file": ("log", _text),
+    "local-log": ("log", _text),
+    "progress-bar": ("progress-bar", _progress_bar),
+    "no-color": ("no-color", _strtobool),
     "constraint": ("constraint", _words),
     "requirement": ("requirement", _words),
     "no-compile": ("no-compile", _no_compile),
@@ -211,7 +223,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "abi": ("abi", _words),
 }
 # pip's "path" options: a leading `~` is expanded.
-_PATH_KEYS = frozenset({"cert", "cache-dir"})
+_PATH_KEYS = frozenset({"cert", "cache-dir", "log"})
 # The sections pip's install command reads, in increasing priority; ":env:" holds PIP_*.
 _SECTIONS = ("global", "install", ":env:")
 

@@ -601,15 +601,48 @@ def test_log_appends_every_message_with_its_time(
     assert "error: no project named 'nosuch'" in text
 
 
+def test_pips_configuration_sets_the_log_and_the_verbosity(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in pip: PIP_LOG (or `log`, `log-file` in pip.conf) is --log; the -v and -q
+    # given add to PIP_VERBOSE and PIP_QUIET.
+    log = tmp_path / "pip-config.log"
+    monkeypatch.setenv("PIP_LOG", str(log))
+    monkeypatch.setenv("PIP_QUIET", "1")
+
+    quiet = secinstall("--python", venv.path, *secinstall.pinned(app_and_lib["lib1"]))
+    as_usual = secinstall("--python", venv.path, "-v", *secinstall.pinned(app_and_lib["lib1"]))
+
+    assert quiet.code == as_usual.code == 0, quiet.err
+    assert quiet.out == ""
+    assert "Installed: lib 1.0" in log.read_text()
+    assert "Already installed: lib 1.0" in as_usual.out
+    assert "target: " not in as_usual.out + as_usual.err  # -v's message: 1 - 1 = 0
+    monkeypatch.setenv("PIP_VERBOSE", "2")
+    verbose = secinstall("--python", venv.path, *secinstall.pinned(app_and_lib["lib1"]))
+    assert "target: " in verbose.out + verbose.err
+    monkeypatch.setenv("PIP_QUIET", "lots")
+    refused = secinstall("--python", venv.path, *secinstall.pinned(app_and_lib["lib1"]))
+    assert refused.code == 1
+    assert "environment PIP_QUIET: quiet = 'lots' is not" in refused.err
+
+
 #: A colour in a terminal's control sequences (SGR 30-38 or 90-97: foreground).
 COLOUR = re.compile(rb"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|9[0-7])[;m]")
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
-@pytest.mark.parametrize("flags", [(), ("--progress-bar", "off"), ("--no-color",)])
+@pytest.mark.parametrize(("flags", "config", "bar", "colour"), [
+    ((), {}, True, True),
+    (("--progress-bar", "off"), {}, False, False),
+    (("--no-color",), {}, True, False),
+    ((), {"PIP_PROGRESS_BAR": "off"}, False, False),  # pip's configuration
+    ((), {"PIP_NO_COLOR": "yes"}, True, False),
+], ids=["on", "off", "no-color", "off-by-config", "no-color-by-config"])
 def test_a_terminal_gets_a_progress_bar_unless_it_is_off(
     index: LocalIndex, ca_file: Path, venv: Venv, app_and_lib: dict[str, Path],
-    tmp_path: Path, flags: tuple[str, ...],
+    tmp_path: Path, flags: tuple[str, ...], config: dict[str, str], bar: bool, colour: bool,
 ) -> None:
     master, terminal = os.openpty()
     proc = subprocess.Popen(
@@ -617,7 +650,7 @@ def test_a_terminal_gets_a_progress_bar_unless_it_is_off(
          "--index-url", index.url, "--cert", str(ca_file), "--cache-dir",
          str(tmp_path / "cache"), *flags, "lib==2.0"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal,
-        env={**os.environ, "TERM": "xterm-256color"})
+        env={**os.environ, "TERM": "xterm-256color", **config})
     os.close(terminal)
     shown = b""
     with contextlib.suppress(OSError):  # EIO once the process has closed its end
@@ -627,8 +660,8 @@ def test_a_terminal_gets_a_progress_bar_unless_it_is_off(
 
     assert proc.wait(timeout=120) == 0, shown
     # rich draws (and, being transient, erases) the bar with terminal control sequences.
-    assert (b"\x1b[" in shown) == ("off" not in flags), shown
-    assert bool(COLOUR.search(shown)) == (flags == ()), shown
+    assert (b"\x1b[" in shown) == bar, shown
+    assert bool(COLOUR.search(shown)) == colour, shown
 
 
 def test_pips_resolver_reads_no_configuration_of_its_own(

@@ -422,6 +422,7 @@ PIP_DEST = {
     "platform": "platforms", "python-version": "python_version",
     "implementation": "implementation", "abi": "abis",
     "warn-conflicts": "warn_about_conflicts", "warn-script-location": "warn_script_location",
+    "log": "log", "progress-bar": "progress_bar", "no-color": "no_color",
 }
 
 
@@ -482,6 +483,15 @@ ORACLE_CASES = [
                  "abi = cp312\n"},
         {"PIP_PYTHON_VERSION": "3.12", "PIP_IMPLEMENTATION": "cp"},
         False, id="platform-options"),
+    pytest.param(
+        {"user": "[global]\nlog-file = ~/pip.log\nverbose = 2\nno-color = yes\n"
+                 "[install]\nquiet = yes\n"},
+        {"PIP_PROGRESS_BAR": "off"},
+        False, id="output-options"),
+    pytest.param(
+        {"user": "[global]\nlocal-log = /tmp/a.log\n"},
+        {"PIP_LOG": "/tmp/b.log", "PIP_NO_COLOR": "0", "PIP_PROGRESS_BAR": "raw"},
+        False, id="log-alias"),
 ]
 
 

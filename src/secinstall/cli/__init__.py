@@ -43,9 +43,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _output_settings_from_pip(args: argparse.Namespace) -> None:
+    """pip's configuration for the output options every command takes: the -v and -q
+    given add to the configured counts (pip's count options start from them); --log,
+    --no-color and --progress-bar come from it when not given. Read before the command
+    knows its target, so a target environment's own pip.conf is not among the files."""
+    import os
+
+    from ..config import load_pip_settings
+
+    settings = load_pip_settings(os.environ, isolated=getattr(args, "isolated", False))
+
+    def configured(key: str, default: object) -> object:
+        return settings[key].value if key in settings else default
+
+    args.verbose += configured("verbose", 0)
+    args.quiet += configured("quiet", 0)
+    args.log = args.log or configured("log", None)
+    args.no_color = args.no_color or configured("no-color", False)
+    if getattr(args, "progress_bar", "") is None:
+        args.progress_bar = configured("progress-bar", "on")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        _output_settings_from_pip(args)
+    except SecinstallError as exc:  # a bad value in pip's configuration
+        verbosity = args.verbose - args.quiet
+        Output(verbosity, sys.stdout).error(exc.message, exc.details,
+                                            show_details=verbosity >= 1)
+        return exc.exit_code
     verbosity = args.verbose - args.quiet
     stream = sys.stderr if getattr(args, "report", None) == "-" else sys.stdout
     if not args.log:

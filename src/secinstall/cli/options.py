@@ -218,7 +218,7 @@ def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) ->
     add_cache_options(g)
     g.add_argument("-j", "--jobs", type=int, default=8, metavar="N",
                    help="parallel downloads (default 8)")
-    g.add_argument("--progress-bar", choices=("on", "off", "raw"), default="on",
+    g.add_argument("--progress-bar", choices=("on", "off", "raw"), default=None,
                    help="off: no progress bar (there is one only on a terminal)")
     # pip's install options that scripts pass and that change nothing here: accepted, so
     # that `pip install` can become `secinstall install` without editing the rest. Those
