@@ -7,6 +7,7 @@ nothing else is ever installed: there is no second resolution after verification
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -391,11 +392,10 @@ def resolve_with_pip(options: InstallOptions, target: Target,
             )
         except OSError as exc:
             raise ResolveError(f"can't run pip's resolver: {exc}") from exc
+        log = ""
         if proc.returncode != 0:
-            try:
+            with contextlib.suppress(OSError):
                 log = log_file.read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                log = ""
             _raise_tls_failure(log)
             _raise_proxy_failure(log, options.sources.proxy)
     if proc.returncode != 0:
@@ -404,6 +404,8 @@ def resolve_with_pip(options: InstallOptions, target: Target,
         summary = next((ln for ln in reversed(lines) if ln.startswith("ERROR:")),
                        lines[-1] if lines else "no output")
         found = _NO_VERSION.search(proc.stderr)
+        if found is not None and found[2] == "none":
+            _raise_unreadable_page(log, found[1], lines)
         if found is not None:
             raise _no_version(found[1], found[2].split(", "), finder, target, details=lines)
         if _IP_HOST_CRASH in proc.stderr:
@@ -428,6 +430,11 @@ _NO_VERSION = re.compile(r"^ERROR: Could not find a version that satisfies the r
                          r"(.+?) \(from versions: (.*)\)$", re.MULTILINE)
 
 
+def _project_name(requirement: str) -> str:
+    """The project's name at the start of a requirement as pip prints it."""
+    return re.split(r"[\s\[(<>=!~;@]", requirement, maxsplit=1)[0]
+
+
 def _no_version(requirement: str, versions: list[str], finder: Finder | None, target: Target,
                 details: Sequence[str]) -> ResolveError:
     """Why pip found no version for `requirement`, in words a user can act on: the versions
@@ -438,7 +445,7 @@ def _no_version(requirement: str, versions: list[str], finder: Finder | None, ta
         earlier = f" (and {len(versions) - 8} earlier)" if len(versions) > 8 else ""
         return ResolveError(f"no version of {requirement} is available: the versions with "
                             f"a wheel for this target are {shown}{earlier}", details=details)
-    name = re.split(r"[\s\[(<>=!~;@]", requirement, maxsplit=1)[0]
+    name = _project_name(requirement)
     generic = ResolveError(
         f"no version of {requirement} is available: secinstall asks for wheels only "
         f"(if the project has only source distributions, that is why; {SDIST_HINT})",
@@ -461,6 +468,30 @@ def _no_version(requirement: str, versions: list[str], finder: Finder | None, ta
         f"none of the {len(wheels)} wheel(s) of {name} fits the target (Python "
         f"{target.python_version}, {target.tags[0]}, or a requirement on the Python "
         f"version): e.g. {', '.join(f.filename for f in wheels[-3:])}", details=details)
+
+
+#: An index page pip couldn't read: no connection, a timeout, too many 5xx answers, or an
+#: HTTP error other than 404 and 410 (the project isn't on that index: normal where there
+#: are several). pip logs it, and says only that it found no version, as for a project
+#: without wheels.
+_UNREADABLE_PAGE = re.compile(
+    r"Could not fetch URL (\S+): ((?!404 |410 ).*?)(?: - skipping)?$", re.MULTILINE)
+
+
+def _raise_unreadable_page(log: str, requirement: str, pip_lines: Sequence[str]) -> None:
+    """Raise a `FetchError` if pip's log shows that it couldn't read an index page, when it
+    then found no version of `requirement`: that page first, if it is the project's."""
+    pages = list(_UNREADABLE_PAGE.finditer(log))
+    if not pages:
+        return
+    name = canonicalize_name(_project_name(requirement))
+    own = [m for m in pages if canonicalize_name(m[1].rstrip("/").rsplit("/", 1)[-1]) == name]
+    url, reason = (own or pages)[0].groups()
+    raise FetchError(
+        f"pip's resolver could not read {redact_url(url)} ({redact_text(reason)}), so it "
+        f"found no version of {requirement}: check that the index is reachable from here "
+        "(--index-url, --proxy, --cert, --timeout)",
+        details=[*(redact_text(m.group(0)) for m in pages), *pip_lines])
 
 
 _SSL_PROBLEM = re.compile(

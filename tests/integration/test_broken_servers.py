@@ -7,6 +7,7 @@ import dataclasses
 import gzip
 import json
 import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -127,6 +128,43 @@ def test_5xx_forever_gives_up_after_the_retries(
     assert _requests_for(secinstall.index, path) == 3
     assert time.monotonic() - started < 10
     _assert_refused(venv, before, secinstall.tmp / "cache")
+
+
+@pytest.mark.parametrize("status", [403, 503])
+def test_a_project_page_pips_resolver_cant_read_is_named(
+    secinstall: Secinstall, venv: Venv, wheel: Path, status: int
+) -> None:
+    # pip says only that it found no version (as for a project without wheels); why is
+    # in its log: the error names the page and the reason, not wheels-only.
+    secinstall.index.fail_next(PROJECT_PAGE, status, times=100)
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "--retries", "0", "lib")
+
+    assert run.code == 1, run.out + run.err
+    page = f"{secinstall.index.url}lib/"
+    first = run.err.splitlines()[0]
+    assert first.startswith(f"error: pip's resolver could not read {page} ("), run.err
+    assert str(status) in first  # "403 Client Error", "too many 503 error responses"
+    assert "so it found no version of lib" in first
+    assert "wheels only" not in run.err
+    assert snapshot(venv.path) == before
+
+
+def test_an_index_pips_resolver_cant_reach_is_named(
+    secinstall: Secinstall, venv: Venv, wheel: Path
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    run = secinstall("--python", venv.path, "--retries", "0", "--cert", secinstall.ca_file,
+                     "--index-url", f"https://127.0.0.1:{port}/simple/", "lib", local=False)
+
+    assert run.code == 1
+    assert (f"error: pip's resolver could not read https://127.0.0.1:{port}/simple/lib/ "
+            "(connection error: ") in run.err, run.err
+    assert "wheels only" not in run.err
 
 
 @pytest.mark.parametrize("headers", [True, False], ids=["mid-body", "before-headers"])
