@@ -558,7 +558,8 @@ def _status_error(url: str, status: int, reason: str | None, *,
                     "~/.netrc): check the user name and token, and what they may read")
     elif status in (401, 403):
         message += (": the index wants credentials: give them in the index URL "
-                    "(https://USER:TOKEN@host/simple/) or in ~/.netrc")
+                    "(https://USER:TOKEN@host/simple/) or in ~/.netrc (secinstall reads "
+                    "no keyring)")
     return FetchError(message)
 
 

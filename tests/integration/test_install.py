@@ -518,10 +518,38 @@ def test_pips_wheel_and_build_options_are_accepted_as_secinstall_takes_wheels_on
 
     run = secinstall("--python", venv.path, "--only-binary", ":all:", "--prefer-binary",
                      "--no-binary", ":none:", "--no-build-isolation", "--use-pep517",
-                     "--no-clean", *wanted)
+                     "--no-clean", "--exists-action", "w", "--src", "/nonexistent/src",
+                     "-C", "key=value", "--config-settings=other=1",
+                     "--use-feature=truststore", "--use-deprecated", "legacy-certs",
+                     "--resume-retries", "3", "--keyring-provider", "disabled", *wanted)
 
     assert run.code == 0, run.err
     assert dist_infos(venv.purelib, "lib") == ["lib-1.0.dist-info"]
+
+
+@pytest.mark.parametrize("flags", [(), ("--compile",), ("--no-compile",),
+                                   ("--no-compile", "--compile"), ("--compile", "--no-compile")])
+def test_compile_and_no_compile_last_wins(
+    secinstall: Secinstall, venv: Venv, app_and_lib: dict[str, Path], flags: tuple[str, ...],
+) -> None:
+    run = secinstall("--python", venv.path, *flags, *secinstall.pinned(app_and_lib["lib1"]))
+
+    assert run.code == 0, run.err
+    compiled = bool(list((venv.purelib / "lib").glob("__pycache__/*.pyc")))
+    assert compiled == (flags[-1:] != ("--no-compile",))
+
+
+def test_keyring_credentials_are_refused_before_anything_happens(
+    secinstall: Secinstall, venv: Venv,
+) -> None:
+    before = snapshot(venv.path)
+
+    run = secinstall("--python", venv.path, "--keyring-provider", "subprocess", "lib")
+
+    assert run.code == 1
+    assert ("error: --keyring-provider subprocess: secinstall doesn't read credentials from "
+            "keyring; give them in the index URL") in run.err
+    assert snapshot(venv.path) == before
 
 
 @pytest.mark.parametrize("value", [":all:", "lib", "other,lib", "-e"])

@@ -407,7 +407,8 @@ def test_401_names_the_url_without_its_credentials_and_says_what_to_do(
         client.get(index.url + "x/")
     assert info.value.message == (
         f"HTTP 401 Unauthorized for {index.url}x/: the index wants credentials: give them "
-        "in the index URL (https://USER:TOKEN@host/simple/) or in ~/.netrc")
+        "in the index URL (https://USER:TOKEN@host/simple/) or in ~/.netrc (secinstall "
+        "reads no keyring)")
     url = index.url.replace("https://", "https://user:wr0ng-t0ken@") + "x/"
     with pytest.raises(FetchError) as info:
         client.get(url)

@@ -155,6 +155,8 @@ def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) ->
     g.add_argument("--prefix", metavar="DIR", help="install under this prefix")
     g.add_argument("--no-compile", action="store_true", default=None,
                    help="don't compile bytecode")
+    g.add_argument("--compile", dest="no_compile", action="store_false",
+                   help="compile bytecode (the default; over a configured no-compile)")
     g.add_argument("--no-warn-conflicts", action="store_true", default=False,
                    help="don't warn, after installing, about distributions of the "
                         "environment whose requirements the install left unmet (pip's "
@@ -233,6 +235,13 @@ def add_install_options(p: argparse.ArgumentParser, *, installs: bool = True) ->
         g.add_argument(flag, action="append", default=[], metavar="FORMATS",
                        help=argparse.SUPPRESS)
     g.add_argument("-e", "--editable", action="append", default=[], help=argparse.SUPPRESS)
+    # ...and those on source checkouts and builds (VCS requirements, -e, sdists), never
+    # made here.
+    g.add_argument("--exists-action", action="append", choices=("s", "i", "w", "b", "a"),
+                   help=argparse.SUPPRESS)
+    g.add_argument("--src", metavar="DIR", help=argparse.SUPPRESS)
+    g.add_argument("-C", "--config-settings", action="append", metavar="KEY=VALUE",
+                   help=argparse.SUPPRESS)
 
 
 def add_pip_global_options(p: argparse.ArgumentParser) -> None:
@@ -250,6 +259,14 @@ def add_pip_global_options(p: argparse.ArgumentParser) -> None:
                         "PIP_REQUIRE_VIRTUALENV)")
     for flag in ("--disable-pip-version-check", "--no-input", "--no-python-version-warning"):
         p.add_argument(flag, action="store_true", help=argparse.SUPPRESS)
+    # pip's feature switches: none changes what secinstall does (`truststore` is always
+    # on; the others are about pip's own resolver, certificates and builds). pip's
+    # download resumption: secinstall retries a download whole.
+    for flag in ("--use-feature", "--use-deprecated"):
+        p.add_argument(flag, action="append", metavar="FEATURE", help=argparse.SUPPRESS)
+    p.add_argument("--resume-retries", type=int, metavar="N", help=argparse.SUPPRESS)
+    p.add_argument("--keyring-provider", choices=("auto", "disabled", "import", "subprocess"),
+                   help=argparse.SUPPRESS)
 
 
 # -- merging ---------------------------------------------------------------------------------
@@ -336,6 +353,7 @@ def install_options(args: argparse.Namespace, *,
     from ..target import begin_target
 
     wheels_only(args.no_binary, args.editable)
+    no_keyring(args.keyring_provider)
     s = Settings(args)
     pending = begin_target(s("python", args.python), target_dir=s("target", args.target),
                            prefix=s("prefix", args.prefix),
@@ -482,6 +500,18 @@ def wheels_only(no_binary: Sequence[str], editable: Sequence[str]) -> None:
                           f"project; {SDIST_HINT}. Nothing was installed.")
     raise ConfigError(f"--no-binary {','.join(sorted(asked))} asks for source builds; "
                       f"{SDIST_HINT}. Nothing was installed.")
+
+
+def no_keyring(provider: str | None) -> None:
+    """Refuse pip's --keyring-provider where it asks for credentials from keyring, which
+    secinstall doesn't read (`auto` and `disabled` ask for nothing certain)."""
+    if provider in ("import", "subprocess"):
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"--keyring-provider {provider}: secinstall doesn't read credentials from "
+            "keyring; give them in the index URL (https://USER:TOKEN@host/simple/, e.g. "
+            "from a variable in PIP_INDEX_URL) or in ~/.netrc")
 
 
 def upgrade_strategy(s: Settings, args: argparse.Namespace) -> str:
