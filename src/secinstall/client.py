@@ -349,13 +349,21 @@ class Client:
                         f"TLS verification failed for {_host(url)}: {_ssl_reason(exc)}. "
                         "For a private index, give its CA bundle with --cert",
                     ) from exc
+                if "CERTIFICATE_REQUIRED" in str(exc):  # a verdict too: not retried
+                    raise TLSError(
+                        f"{_host(url)} asks for a client certificate (mutual TLS): give it "
+                        "with --client-cert (one PEM file holding the certificate and its "
+                        "private key)") from exc
                 # Not a verdict on the certificate: a handshake broken on the way (reset,
                 # garbled record) is worth another try, and fails closed after the last.
                 try:
                     attempt = self._retry_or_raise(url, attempt, f"TLS handshake failed: "
                                                    f"{_ssl_reason(exc)}")
                 except FetchError as final:
-                    raise TLSError(final.message) from exc
+                    # With TLS 1.3 a server's refusal to go on without a client
+                    # certificate often arrives as a bare EOF, after the handshake.
+                    raise TLSError(f"{final.message} (if the index asks for a client "
+                                   "certificate, give it with --client-cert)") from exc
                 continue
             except urllib3.exceptions.HTTPError as exc:
                 # Refused once (credentials, or the host), refused again: not retried.

@@ -176,6 +176,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "find-links": ("find-links", _words),
     "no-index": ("no-index", _strtobool),
     "cert": ("cert", _text),
+    "client-cert": ("client-cert", _text),
     "trusted-host": ("trusted-host", _words),
     "require-hashes": ("require-hashes", _strtobool),
     "pre": ("pre", _strtobool),
@@ -223,7 +224,7 @@ _OPTIONS: dict[str, tuple[str, Callable[[str], object]]] = {
     "abi": ("abi", _words),
 }
 # pip's "path" options: a leading `~` is expanded.
-_PATH_KEYS = frozenset({"cert", "cache-dir", "log"})
+_PATH_KEYS = frozenset({"cert", "client-cert", "cache-dir", "log"})
 # The sections pip's install command reads, in increasing priority; ":env:" holds PIP_*.
 _SECTIONS = ("global", "install", ":env:")
 

@@ -220,6 +220,9 @@ class Sources:
     trusted_hosts: tuple[str, ...] = ()
     #: Extra CA bundles (`--cert`), added to the OS trust store, never replacing it.
     certs: tuple[str, ...] = ()
+    #: A PEM file with a client certificate and its private key (`--client-cert`), for an
+    #: index that asks for one (mutual TLS).
+    client_cert: str | None = None
     timeout: float = 15.0
     retries: int = 5
     proxy: str | None = None

@@ -137,7 +137,7 @@ def run_install(options: InstallOptions, target: Target, *, log: Log = lambda _m
     outcome: Outcome | None = None
     try:
         # The TLS context is made at the first connection: none, when all is cached.
-        with Client(ssl_context=lambda: _tls_context(src.certs),
+        with Client(ssl_context=lambda: _tls_context(src.certs, src.client_cert),
                     trusted_hosts=src.trusted_hosts, timeout=src.timeout,
                     retries=src.retries, proxy=src.proxy,
                     credential_urls=(*src.index_urls, *src.find_links)) as client:
@@ -333,7 +333,7 @@ def _conflicts(outcome: Outcome) -> list[str]:
     return ["\n  ".join([HEADLINE, *lines])] if lines else []
 
 
-def _tls_context(certs: Sequence[str]) -> ssl.SSLContext:
+def _tls_context(certs: Sequence[str], client_cert: str | None) -> ssl.SSLContext:
     from .tls import create_context
 
-    return create_context(certs)
+    return create_context(certs, client_cert)

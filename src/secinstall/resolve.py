@@ -279,6 +279,8 @@ def pip_command(options: InstallOptions, target: Target, req_file: Path,
         cmd += ["--trusted-host", host]
     if cert_file:
         cmd += ["--cert", cert_file]
+    if src.client_cert:
+        cmd += ["--client-cert", src.client_cert]
     # The proxy, whose URL may carry a token too, is in pip's environment (`pip_environment`).
     if target.kind == "user":
         # pip's own --user plan: it sees what the interpreter sees, user site and system
@@ -509,7 +511,8 @@ def _raise_tls_failure(log: str) -> None:
     url = redact_url(url)
     raise TLSError(
         f"TLS verification failed for {host} (pip's resolver, reading {url}): {reason}. "
-        "For a private index, give its CA bundle with --cert",
+        "For a private index, give its CA bundle with --cert (and, if it asks for a client "
+        "certificate, that with --client-cert)",
         details=[redact_text(m.group(0)) for m in _SSL_PROBLEM.finditer(log)],
     )
 

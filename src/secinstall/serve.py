@@ -109,7 +109,7 @@ class VerifyingIndex:
         src = settings.sources
         self.settings = settings
         self.log = log
-        self.client = Client(ssl_context=tls.create_context(src.certs),
+        self.client = Client(ssl_context=tls.create_context(src.certs, src.client_cert),
                              trusted_hosts=src.trusted_hosts, timeout=src.timeout,
                              retries=src.retries, proxy=src.proxy,
                              credential_urls=(*src.index_urls, *src.find_links))

@@ -56,8 +56,10 @@ def _load_os_store(ctx: ssl.SSLContext) -> None:
         "certificates package, or give a bundle with --cert")
 
 
-def create_context(cert_files: Sequence[str | Path] = ()) -> ssl.SSLContext:
-    """A client context that verifies against the OS trust store and `cert_files`."""
+def create_context(cert_files: Sequence[str | Path] = (),
+                   client_cert: str | Path | None = None) -> ssl.SSLContext:
+    """A client context that verifies against the OS trust store and `cert_files`, and
+    presents `client_cert` (certificate and private key, PEM) to a server that asks."""
     if uses_openssl_store():
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         _load_os_store(ctx)
@@ -79,4 +81,18 @@ def create_context(cert_files: Sequence[str | Path] = ()) -> ssl.SSLContext:
             ctx.load_verify_locations(cafile=str(cert))
         except (OSError, ssl.SSLError) as exc:
             raise TLSError(f"can't load CA bundle {cert} (--cert): {exc}") from exc
+    if client_cert is not None:
+        load_client_cert(ctx, client_cert)
     return ctx
+
+
+def load_client_cert(ctx: ssl.SSLContext, path: str | Path) -> None:
+    """Load a client certificate and its private key (one PEM file, as pip's
+    --client-cert) into `ctx`; an encrypted key is refused, never asked for on the
+    terminal (OpenSSL's default), which a CI job doesn't have."""
+    try:
+        ctx.load_cert_chain(str(path), password=lambda: b"")
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSError(f"can't load the client certificate {path} (--client-cert: one PEM "
+                       "file holding the certificate and its private key, unencrypted): "
+                       f"{exc}") from exc

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from tests.conftest import Venv, run_in
 from tests.support.cli import Secinstall, pin
@@ -50,6 +51,49 @@ def test_cert_adds_the_index_ca(secinstall: Secinstall, venv: Venv, lib: Path) -
 
     assert run.code == 0, run.err
     assert run_in(venv, "import lib").returncode == 0
+
+
+@pytest.mark.parametrize("resolver", ["pinned", "pip"])
+def test_client_cert_for_an_index_that_asks_for_one(
+    secinstall: Secinstall, venv: Venv, ca: trustme.CA, tmp_path: Path,
+    make_wheel: WheelMaker, resolver: str,
+) -> None:
+    # Mutual TLS, as pip's --client-cert: one PEM file, certificate and private key.
+    wheel = make_wheel("lib", "1.0")
+    client = tmp_path / "client.pem"
+    ca.issue_cert("ci@example.com").private_key_and_cert_chain_pem.write_to_path(str(client))
+    with LocalIndex(ca, tmp_path / "mtls", client_certs=True) as index:
+        index.add(wheel)
+        requirement = pin(wheel) if resolver == "pinned" else "lib"
+        common = ("--python", venv.path, "--index-url", index.url, "--cert",
+                  secinstall.ca_file, "--retries", "0", "--cache-dir", tmp_path / "cache",
+                  "-r", secinstall.requirements(requirement))
+        before = snapshot(venv.path)
+
+        refused = secinstall(*common, local=False)
+        assert refused.code == 1
+        # The refusal comes as an alert, or (TLS 1.3, racing the close) as a bare EOF.
+        assert "--client-cert" in refused.err, refused.err
+        assert snapshot(venv.path) == before
+
+        run = secinstall(*common, "--client-cert", client, local=False)
+
+    assert run.code == 0, run.err
+    assert run_in(venv, "import lib").returncode == 0
+
+
+def test_a_client_cert_that_cant_be_used_is_refused_first(
+    secinstall: Secinstall, venv: Venv, ca: trustme.CA, tmp_path: Path, lib: Path,
+) -> None:
+    # Only the certificate, no key: refused before pip's resolver or a download starts.
+    client = tmp_path / "cert-only.pem"
+    ca.issue_cert("ci@example.com").cert_chain_pems[0].write_to_path(str(client))
+
+    run = secinstall("--python", venv.path, "--client-cert", client, "lib")
+
+    assert run.code == 1
+    assert f"error: can't load the client certificate {client} (--client-cert: " in run.err
+    assert secinstall.index.requests == []
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -243,8 +243,10 @@ def stop_serving(server: ThreadingHTTPServer, thread: threading.Thread) -> None:
 class LocalIndex:
     """A PEP 503 (HTML) + PEP 691 (JSON) index on https://127.0.0.1:<random port>."""
 
-    def __init__(self, ca: trustme.CA, root: Path) -> None:
+    def __init__(self, ca: trustme.CA, root: Path, *, client_certs: bool = False) -> None:
         self._ca = ca
+        #: Mutual TLS: every client must present a certificate `ca` issued.
+        self._client_certs = client_certs
         self._root = root
         self._lock = threading.Lock()
         self._files: dict[str, _File] = {}
@@ -266,6 +268,9 @@ class LocalIndex:
         self.closing.clear()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        if self._client_certs:
+            context.verify_mode = ssl.CERT_REQUIRED
+            self._ca.configure_trust(context)
         self._server = _Server(self, context)
         self._thread = serve_in_thread(self._server, "index")
         return self

@@ -423,6 +423,7 @@ PIP_DEST = {
     "implementation": "implementation", "abi": "abis",
     "warn-conflicts": "warn_about_conflicts", "warn-script-location": "warn_script_location",
     "log": "log", "progress-bar": "progress_bar", "no-color": "no_color",
+    "client-cert": "client_cert",
 }
 
 
@@ -489,7 +490,7 @@ ORACLE_CASES = [
         {"PIP_PROGRESS_BAR": "off"},
         False, id="output-options"),
     pytest.param(
-        {"user": "[global]\nlocal-log = /tmp/a.log\n"},
+        {"user": "[global]\nlocal-log = /tmp/a.log\nclient-cert = ~/client.pem\n"},
         {"PIP_LOG": "/tmp/b.log", "PIP_NO_COLOR": "0", "PIP_PROGRESS_BAR": "raw"},
         False, id="log-alias"),
 ]

@@ -38,6 +38,9 @@ def add_source_options(p: argparse.ArgumentParser, title: str = "where from") ->
                    help="allow plain http:// for HOST (weakens security; reported)")
     g.add_argument("--cert", action="append", default=[], metavar="PATH",
                    help="also trust the CAs in this PEM bundle (added to the OS trust store)")
+    g.add_argument("--client-cert", metavar="PATH",
+                   help="a PEM file with the client certificate and its private key, for an "
+                        "index that asks for one (mutual TLS)")
     g.add_argument("--proxy", metavar="URL", help="HTTPS proxy URL")
     g.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="socket timeout (default 15); a body slower than 1 kB/s over "
@@ -309,6 +312,15 @@ def sources_from(args: argparse.Namespace, s: Settings, reqs: Any = None) -> Sou
     def merged(key: str, cli: list[str], more: tuple[str, ...] = ()) -> tuple[str, ...]:
         return tuple(dict.fromkeys([*as_list(s(key, cli, [])), *more]))
 
+    client_cert = s("client-cert", args.client_cert)
+    if client_cert:
+        import ssl
+
+        from ..tls import load_client_cert
+
+        # Checked now: pip's resolver, run first, would ask for a key's passphrase on the
+        # terminal, or fail with its own words.
+        load_client_cert(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), client_cert)
     return Sources(
         index_url=str(args.index_url or (reqs and reqs.index_url)
                       or s("index-url", None, Sources().index_url)),
@@ -319,6 +331,7 @@ def sources_from(args: argparse.Namespace, s: Settings, reqs: Any = None) -> Sou
         trusted_hosts=merged("trusted-host", args.trusted_host,
                              reqs.trusted_hosts if reqs else ()),
         certs=tuple(as_list(s("cert", args.cert, []))),
+        client_cert=client_cert,
         timeout=float(s("timeout", args.timeout, 15.0)),
         retries=int(s("retries", args.retries, 5)),
         proxy=s("proxy", args.proxy),
