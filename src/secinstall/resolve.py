@@ -15,7 +15,7 @@ import subprocess  # nosec B404 - runs pip with an argument list, no shell
 import sys
 import tempfile
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -472,18 +472,30 @@ def _no_version(requirement: str, versions: list[str], finder: Finder | None, ta
         f"version): e.g. {', '.join(f.filename for f in wheels[-3:])}", details=details)
 
 
-#: An index page pip couldn't read: no connection, a timeout, too many 5xx answers, or an
-#: HTTP error other than 404 and 410 (the project isn't on that index: normal where there
-#: are several). pip logs it, and says only that it found no version, as for a project
+#: An index page pip couldn't read, as it logs it (at info level, which --quiet hides):
+#: the page and why. pip then says only that it found no version, as for a project
 #: without wheels.
-_UNREADABLE_PAGE = re.compile(
-    r"Could not fetch URL (\S+): ((?!404 |410 ).*?)(?: - skipping)?$", re.MULTILINE)
+_PAGE_FAILURE = re.compile(r"Could not fetch URL (\S+): (.*?)(?: - skipping)?$", re.MULTILINE)
+#: ... why: a refused certificate,
+_TLS_REASON = "There was a problem confirming the ssl certificate: "
+#: ... the proxy (it refused, or can't be reached),
+_PROXY_REASON = re.compile(r"proxy connection error|ProxyError|Unable to connect to proxy|"
+                           r"Tunnel connection failed")
+#: ... or the project isn't on that index (normal where there are several): not a failure.
+_NOT_THERE = ("404 ", "410 ")
+
+
+def _page_failures(log: str, reason: Callable[[str], bool]) -> list[re.Match[str]]:
+    """pip's log lines about index pages it couldn't read, for the reasons `reason` takes."""
+    return [m for m in _PAGE_FAILURE.finditer(log) if reason(m[2])]
 
 
 def _raise_unreadable_page(log: str, requirement: str, pip_lines: Sequence[str]) -> None:
-    """Raise a `FetchError` if pip's log shows that it couldn't read an index page, when it
-    then found no version of `requirement`: that page first, if it is the project's."""
-    pages = list(_UNREADABLE_PAGE.finditer(log))
+    """Raise a `FetchError` if pip's log shows that it couldn't read an index page (no
+    connection, a timeout, too many 5xx answers, an HTTP error other than 404 and 410),
+    when it then found no version of `requirement`: that page first, if it is the
+    project's."""
+    pages = _page_failures(log, lambda why: not why.startswith(_NOT_THERE))
     if not pages:
         return
     name = canonicalize_name(_project_name(requirement))
@@ -496,42 +508,31 @@ def _raise_unreadable_page(log: str, requirement: str, pip_lines: Sequence[str])
         details=[*(redact_text(m.group(0)) for m in pages), *pip_lines])
 
 
-_SSL_PROBLEM = re.compile(
-    r"Could not fetch URL (\S+): There was a problem confirming the ssl certificate: "
-    r"(.*?)(?: - skipping)?$", re.MULTILINE)
-
-
 def _raise_tls_failure(log: str) -> None:
     """Raise a `TLSError` if pip's log shows an index page refused for its certificate."""
-    found = _SSL_PROBLEM.search(log)
-    if found is None:
+    pages = _page_failures(log, lambda why: why.startswith(_TLS_REASON))
+    if not pages:
         return
-    url, reason = found.groups()
+    url, reason = pages[0][1], pages[0][2].removeprefix(_TLS_REASON)
     host = urllib.parse.urlsplit(url).hostname or url
     url = redact_url(url)
     raise TLSError(
         f"TLS verification failed for {host} (pip's resolver, reading {url}): {reason}. "
         "For a private index, give its CA bundle with --cert (and, if it asks for a client "
         "certificate, that with --client-cert)",
-        details=[redact_text(m.group(0)) for m in _SSL_PROBLEM.finditer(log)],
+        details=[redact_text(m.group(0)) for m in pages],
     )
-
-
-#: An index page pip couldn't read for the proxy (it refused, or can't be reached).
-_PROXY_PROBLEM = re.compile(
-    r"Could not fetch URL (\S+): (.*?(?:proxy connection error|ProxyError|Unable to connect "
-    r"to proxy|Tunnel connection failed).*?)(?: - skipping)?$", re.MULTILINE)
 
 
 def _raise_proxy_failure(log: str, configured_proxy: str | None) -> None:
     """Raise a `FetchError` if pip's log shows an index page it couldn't read for the
     proxy: pip then says only that it found no version, as for a project without wheels."""
-    found = _PROXY_PROBLEM.search(log)
-    if found is None:
+    pages = _page_failures(log, lambda why: _PROXY_REASON.search(why) is not None)
+    if not pages:
         return
-    url, reason = found.groups()
+    url, reason = pages[0].groups()
     proxy = proxy_for(url, configured_proxy)
-    details = [redact_text(m.group(0)) for m in _PROXY_PROBLEM.finditer(log)]
+    details = [redact_text(m.group(0)) for m in pages]
     refused = PROXY_REFUSED.search(reason)
     if proxy is not None and refused and refused.group(1).startswith("407"):
         raise FetchError("pip's resolver: " + proxy_refusal(
