@@ -157,6 +157,7 @@ def test_an_index_pips_resolver_cant_reach_is_named(
     with socket.socket() as probe:  # a port nothing listens on once it is closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    before = snapshot(venv.path)
 
     run = secinstall("--python", venv.path, "--retries", "0", "--cert", secinstall.ca_file,
                      "--index-url", f"https://127.0.0.1:{port}/simple/", "lib", local=False)
@@ -165,6 +166,7 @@ def test_an_index_pips_resolver_cant_reach_is_named(
     assert (f"error: pip's resolver could not read https://127.0.0.1:{port}/simple/lib/ "
             "(connection error: ") in run.err, run.err
     assert "wheels only" not in run.err
+    assert snapshot(venv.path) == before
 
 
 @pytest.mark.parametrize("headers", [True, False], ids=["mid-body", "before-headers"])

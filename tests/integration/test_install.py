@@ -651,9 +651,11 @@ def test_pips_configuration_sets_the_log_and_the_verbosity(
     verbose = secinstall("--python", venv.path, *secinstall.pinned(app_and_lib["lib1"]))
     assert "target: " in verbose.out + verbose.err
     monkeypatch.setenv("PIP_QUIET", "lots")
-    refused = secinstall("--python", venv.path, *secinstall.pinned(app_and_lib["lib1"]))
+    before = snapshot(venv.path)
+    refused = secinstall("--python", venv.path, *secinstall.pinned(app_and_lib["lib2"]))
     assert refused.code == 1
     assert "environment PIP_QUIET: quiet = 'lots' is not" in refused.err
+    assert snapshot(venv.path) == before
 
 
 #: A colour in a terminal's control sequences (SGR 30-38 or 90-97: foreground).

@@ -89,11 +89,14 @@ def test_a_client_cert_that_cant_be_used_is_refused_first(
     client = tmp_path / "cert-only.pem"
     ca.issue_cert("ci@example.com").cert_chain_pems[0].write_to_path(str(client))
 
+    before = snapshot(venv.path)
+
     run = secinstall("--python", venv.path, "--client-cert", client, "lib")
 
     assert run.code == 1
     assert f"error: can't load the client certificate {client} (--client-cert: " in run.err
     assert secinstall.index.requests == []
+    assert snapshot(venv.path) == before
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
